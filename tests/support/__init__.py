@@ -1,0 +1,1 @@
+"""Test support code: the deterministic apt drift fixture (local repo, debs, image contexts)."""
