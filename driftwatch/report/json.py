@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..models import ImageSummary, ScanResult
+from ..models import Assessment, HistoryPoint, ScanResult
+from .interface import flat
 
 SCHEMA_VERSION = 1
 
 
-def _dump(doc: dict[str, Any]) -> str:
+def dump(doc: dict[str, Any]) -> str:
+    """Indented JSON with a trailing newline."""
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 class JsonFormat:
     """JSON documents for scripts and CI."""
 
-    def report(self, rows: Sequence[ImageSummary]) -> str:
+    def report(self, rows: Sequence[Assessment], history: Mapping[str, Sequence[HistoryPoint]]) -> str:
         """``{"version": 1, "images": [...]}``, one object per reference, stalest first."""
-        return _dump({"version": SCHEMA_VERSION, "images": [
-            {"reference": r.reference, "image_id": r.image_id, "os": r.os, "status": r.status.value,
-             "reason": r.reason, "detail": r.detail, "pending_security": r.pending_security,
-             "pending_total": r.pending_total, "scanned_at": r.scanned_at.isoformat(), "scan_id": r.scan_id}
-            for r in rows
-        ]})
+        return dump({"version": SCHEMA_VERSION, "images": [flat(r) for r in rows]})
 
     def updates(self, scan_id: int, scan: ScanResult) -> str:
         """One scan with its updates."""
-        return _dump({
+        return dump({
             "version": SCHEMA_VERSION,
             "scan_id": scan_id,
             "reference": scan.reference,
@@ -48,3 +45,10 @@ class JsonFormat:
                 for u in scan.updates
             ],
         })
+
+    def history(self, reference: str, points: Sequence[HistoryPoint]) -> str:
+        """``{"version": 1, "reference": ..., "scans": [...]}``."""
+        return dump({"version": SCHEMA_VERSION, "reference": reference, "scans": [
+            {"scan_id": p.scan_id, "scanned_at": p.scanned_at.isoformat(), "image_id": p.image_id,
+             "status": p.status.value, "pending_security": p.pending_security, "pending_total": p.pending_total}
+            for p in points]})
