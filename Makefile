@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DRIFTWATCH_DB ?= $(CURDIR)/.driftwatch/demo.db
 
-.PHONY: demo test engine images install lint clean
+.PHONY: demo test engine images install lint clean image
 
 $(BIN)/driftwatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,20 @@ engine:
 images: engine
 	scripts/base-images.sh
 
-demo: install images
-	$(BIN)/driftwatch scan driftwatch/debian:12 driftwatch/ubuntu:24.04; \
+demo: install images image
+	$(BIN)/driftwatch lint Dockerfile
+	$(BIN)/driftwatch scan driftwatch/debian:12 driftwatch/ubuntu:24.04 driftwatch:latest; \
 	  rc=$$?; echo; $(BIN)/driftwatch report; echo "(scan exit code $$rc; database $$DRIFTWATCH_DB)"
 
 test: install images
 	scripts/run-tests.sh $(BIN)/python
+
+# driftwatch's own image; BASE defaults to the local debootstrapped Debian 12 (no registry here).
+IMAGE_BASE ?= driftwatch/debian:12
+image: install images
+	rm -rf build/wheels
+	$(BIN)/pip wheel -q --wheel-dir build/wheels .
+	docker build -q --build-arg BASE=$(IMAGE_BASE) -t driftwatch:latest .
 
 lint: install
 	$(BIN)/pip install -q ruff mypy types-requests
@@ -34,4 +42,4 @@ lint: install
 	$(BIN)/mypy driftwatch
 
 clean:
-	rm -rf $(VENV) .driftwatch .pytest_cache
+	rm -rf $(VENV) .driftwatch .pytest_cache build

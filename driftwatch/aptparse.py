@@ -32,6 +32,11 @@ def is_security_suite(suite: str) -> bool:
     return suite.endswith("-security")
 
 
+def is_esm_suite(suite: str) -> bool:
+    """An Ubuntu Pro (ESM) pocket: ``noble-infra-security``, ``jammy-apps-updates``..."""
+    return suite.endswith(("-infra-security", "-apps-security", "-infra-updates", "-apps-updates"))
+
+
 @dataclass(frozen=True, slots=True)
 class UpgradableList:
     """Parsed ``apt list --upgradable``: the updates, lines ignored on purpose, lines not understood."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .classify import OriginPatternError, compile_patterns
 from .errors import ConfigError
 from .notify.interface import AlertKind, TargetType
 
@@ -105,6 +106,7 @@ class ScanSettings:
 
     timeout: float | None = None
     network: str | None = None
+    security_origins: tuple[str, ...] = ()  # unattended-upgrades Origins-Pattern syntax, for mirrors
 
 
 #: Every kind of alert a target can subscribe to; ``test`` alerts go to any target that is asked.
@@ -332,14 +334,22 @@ def _image_rule(where: str, table: Any, base: Path) -> ImageRule:
 def _scan_settings(where: str, table: Any) -> ScanSettings:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
+    known = ("timeout", "network", "security_origins")
     for key in table:
-        if key not in ("timeout", "network"):
-            raise _unknown(where, key, ("timeout", "network"))
+        if key not in known:
+            raise _unknown(where, key, known)
     timeout = table.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 1):
         raise _fail(where, "timeout", f"must be a number of seconds >= 1, got {timeout!r}")
     network = _string(where, "network", table["network"]) if "network" in table else None
-    return ScanSettings(float(timeout) if timeout is not None else None, network)
+    origins = table.get("security_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise _fail(where, "security_origins", "must be a list of origin patterns such as \"o=Debian,l=Debian-Security\"")
+    try:
+        compile_patterns(origins)
+    except OriginPatternError as exc:
+        raise _fail(where, "security_origins", str(exc)) from exc
+    return ScanSettings(float(timeout) if timeout is not None else None, network, tuple(origins))
 
 
 _NOTIFY_KEYS = ("name", "type", "url_env", "images", "kinds", "reminder_hours", "max_attempts")

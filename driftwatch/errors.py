@@ -53,3 +53,9 @@ class WebhookError(DriftwatchError):
     """A webhook could not be delivered after its retries."""
 
     exit_code = 4
+
+
+class LockHeld(DriftwatchError):
+    """Another driftwatch run holds the database's run lock."""
+
+    exit_code = 4

@@ -30,8 +30,9 @@ def evaluate(reference: str, summary: ImageSummary | None, limits: Thresholds, n
                        note=f"latest scan {summary.status.value}: {summary.reason or 'unknown'}")
     breaches = []
     checks: tuple[tuple[str, float | None, float | None], ...] = (
-        ("max_security_pending", summary.pending_security, limits.max_security_pending),
-        ("max_total_pending", summary.pending_total, limits.max_total_pending),
+        ("max_security_pending", _first(summary.actionable_security, summary.pending_security),
+         limits.max_security_pending),
+        ("max_total_pending", _first(summary.actionable_total, summary.pending_total), limits.max_total_pending),
         ("max_security_age_days", age_days(summary.oldest_security_since, now), limits.max_security_age_days),
         ("max_apt_layer_age_days", age_days(summary.apt_layer_created, now), limits.max_apt_layer_age_days),
     )
@@ -42,6 +43,10 @@ def evaluate(reference: str, summary: ImageSummary | None, limits: Thresholds, n
         return Verdict(reference, VerdictState.EOL, tuple(breaches),
                        note=f"release ended {summary.release_eol.isoformat()}")
     return Verdict(reference, VerdictState.BREACH if breaches else VerdictState.OK, tuple(breaches))
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
 
 
 def exit_code(verdicts: list[Verdict]) -> int:

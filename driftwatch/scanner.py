@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import aptparse, releases
-from .engine import Engine, ProbeStartError
+from . import aptparse, classify, releases
+from .engine import OUTPUT_CAP, Engine, ProbeStartError, normalize_architecture
 from .errors import ImageMissing
-from .models import ImageIdentity, Reason, RunOutput, ScanResult, ScanStatus
+from .models import ImageIdentity, Platform, Reason, RunOutput, ScanResult, ScanStatus
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,12 @@ STDERR_TAIL_LINES = 20
 
 # One shell script, POSIX sh. Each step's stdout, stderr and exit status go to stdout framed by
 # header lines carrying a per-scan nonce, so nothing an image prints can forge a section.
+# After the refresh, apt keeps its binary cache at its default path ($C): Docker images usually
+# disable it (/etc/apt/apt.conf.d/docker-clean), which made every apt command re-read all lists
+# (1.5-3 s each). /var/cache/apt is a probe tmpfs bounded by the memory limit, as for images that
+# keep the cache; not /tmp, whose 64 MiB a 60 MB Ubuntu cache would fill (apt then fails: ENOSPC).
+# The policy steps (origin metadata for classify.py) run only when something is upgradable; the
+# package names come from the list step's own output (NAME:ARCH, never evaluated by the shell).
 _SCRIPT = r"""
 N='{nonce}'
 T=/tmp/.driftwatch.$$
@@ -51,9 +57,18 @@ step tools tools
 if ! command -v apt-get >/dev/null 2>&1; then printf '\n%s end\n' "$N"; exit 0; fi
 step update apt-get update -o APT::Update::Error-Mode=any
 if [ "$rc" != 0 ]; then printf '\n%s end\n' "$N"; exit 0; fi
-step list apt list --upgradable
-step holds apt-mark showhold
-step sim apt-get -s -o Debug::NoLocking=1 upgrade
+C="-o Dir::Cache::pkgcache=/var/cache/apt/pkgcache.bin"
+step list apt list --upgradable $C
+cp "$T/out" "$T/list" 2>/dev/null || : >"$T/list"
+step holds apt-mark showhold $C
+step sim apt-get -s -o Debug::NoLocking=1 upgrade $C
+names=$(sed -n 's|^\([^/ ]*\)/[^ ]* [^ ]* \([^ ]*\) \[upgradable from: [^]]*\]$|\1:\2|p' "$T/list" 2>/dev/null)
+if [ -n "$names" ]; then
+  step policy-files apt-cache policy $C
+  set -f
+  step policy apt-cache policy $names $C
+  set +f
+fi
 printf '\n%s end\n' "$N"
 rm -rf "$T"
 """
@@ -111,13 +126,23 @@ def _tail(text: str, lines: int = STDERR_TAIL_LINES) -> str | None:
 
 @dataclass
 class Scanner:
-    """Scans images through an Engine. ``clock`` and ``nonce`` are injectable for tests."""
+    """Scans images through an Engine. ``clock`` and ``nonce`` are injectable for tests.
+
+    ``security_origins``: extra security origins in unattended-upgrades ``Origins-Pattern`` syntax
+    (e.g. ``o=Corp,l=Corp-Security`` for a mirror that rewrites labels), added to the built-in rules
+    of :mod:`driftwatch.classify`; empty means the built-in rules alone. Invalid patterns raise
+    :class:`driftwatch.classify.OriginPatternError` here, before any scan runs.
+    """
 
     engine: Engine
     timeout: float = DEFAULT_TIMEOUT
     network: str = "bridge"
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     nonce: Callable[[], str] = lambda: "@@driftwatch-" + secrets.token_hex(8)
+    security_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        classify.compile_patterns(self.security_origins)
 
     def scan(self, reference: str) -> ScanResult:
         """Scan one reference. Per-image trouble is a result; only engine-wide trouble raises."""
@@ -127,6 +152,9 @@ class Scanner:
         except ImageMissing as exc:
             return ScanResult(reference, ScanStatus.FAILED, started, self.clock(),
                               reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect")
+        if mismatch := platform_mismatch(image, self.engine.platform()):
+            return ScanResult(reference, ScanStatus.UNSUPPORTED, started, self.clock(), image=image,
+                              reason=Reason.WRONG_ARCHITECTURE, detail=mismatch, step="platform")
         nonce = self.nonce()
         try:
             output = self.engine.run_probe(image.image_id, build_script(nonce), timeout=self.timeout,
@@ -136,7 +164,8 @@ class Scanner:
         except ImageMissing as exc:
             return ScanResult(reference, ScanStatus.FAILED, started, self.clock(), image=image,
                               reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect")
-        return interpret(reference, image, output, nonce, started, self.clock())
+        return interpret(reference, image, output, nonce, started, self.clock(),
+                         security_origins=self.security_origins)
 
     def _start_failed(self, reference: str, image: ImageIdentity, started: datetime, message: str) -> ScanResult:
         finished = self.clock()
@@ -150,22 +179,62 @@ class Scanner:
                           step="start", stderr_tail=_tail(message))
 
 
+#: Architectures an engine runs without emulation besides its own (when the CPU allows: tried, not refused).
+_COMPATIBLE = {"amd64": {"386"}, "arm64": {"arm"}}
+
+
+def platform_mismatch(image: ImageIdentity, engine: Platform) -> str | None:
+    """Why the engine cannot run the image, or None when it can (or might: emulation unknown).
+
+    An unknown image or engine architecture is not a mismatch; the probe is tried, and an
+    ``exec format error`` from it is judged in :func:`interpret`.
+    """
+    image_os, arch = (image.os or "").lower(), normalize_architecture(image.architecture or "")
+    if image_os and engine.os and image_os != engine.os:
+        return f"the image is for {image_os}/{arch or '?'}; the engine runs {engine} containers"
+    if not arch or not engine.architecture or arch == engine.architecture:
+        return None
+    if engine.emulated is None or arch in engine.emulated or arch in _COMPATIBLE.get(engine.architecture, ()):
+        return None
+    return (f"the image is built for {image_os or 'linux'}/{arch}; the engine runs {engine} and has no "
+            f"emulator for {arch} (binfmt_misc/QEMU): scan it on a {arch} engine")
+
+
 def interpret(
-    reference: str, image: ImageIdentity, output: RunOutput, nonce: str, started: datetime, finished: datetime
+    reference: str, image: ImageIdentity, output: RunOutput, nonce: str, started: datetime, finished: datetime,
+    *, security_origins: tuple[str, ...] = (),
 ) -> ScanResult:
-    """Turn the probe's raw output into exactly one status. Pure: tests feed it captured output."""
+    """Turn the probe's raw output into exactly one status. Pure: tests feed it captured output.
+
+    Every result whose release is known and past its end of life carries ``release_eol`` (an OK
+    scan with zero updates included: a frozen archive looks perfectly fresh).
+    """
     steps, ended = split_sections(output.stdout, nonce)
     os_release = aptparse.parse_os_release(steps["os-release"].stdout) if "os-release" in steps else None
+    info = releases.lookup(os_release)
+    eol = info is not None and info.is_eol(finished.date())
+    release_eol = info.eol if info is not None and eol else None
 
     def result(status: ScanStatus, reason: Reason | None, detail: str | None, step: str | None,
                exit_code: int | None = None, stderr: str = "", **kw: object) -> ScanResult:
         return ScanResult(reference, status, started, finished, image=image, os_release=os_release,
                           reason=reason, detail=detail, step=step, exit_code=exit_code,
-                          stderr_tail=_tail(stderr), **kw)  # type: ignore[arg-type]
+                          stderr_tail=_tail(stderr), release_eol=release_eol, **kw)  # type: ignore[arg-type]
 
     if output.timed_out:
         return result(ScanStatus.FAILED, Reason.TIMEOUT, "the scan did not finish before its timeout and was killed",
                       _last_step(steps), stderr=output.stderr)
+    if output.oom_killed:
+        return result(ScanStatus.FAILED, Reason.CONTAINER_ERROR, "the probe ran out of memory and was killed "
+                      "(raise the probe's memory limit)", _last_step(steps), output.exit_code, output.stderr)
+    if output.truncated:  # an inventory read in part is no inventory
+        return result(ScanStatus.FAILED, Reason.CONTAINER_ERROR, f"output exceeded {OUTPUT_CAP} bytes",
+                      _last_step(steps), output.exit_code)
+    if "tools" not in steps and "exec format error" in output.stderr:
+        arch = f"{image.os or 'linux'}/{image.architecture}" if image.architecture else "another architecture"
+        return result(ScanStatus.UNSUPPORTED, Reason.WRONG_ARCHITECTURE,
+                      f"the image is built for {arch} and its /bin/sh cannot run on this engine "
+                      "(exec format error: no emulator)", "start", output.exit_code, output.stderr)
     if "tools" not in steps:
         detail = f"the probe script did not run (exit {output.exit_code})"
         return result(ScanStatus.FAILED, Reason.CONTAINER_ERROR, detail, "start", output.exit_code, output.stderr)
@@ -179,8 +248,6 @@ def interpret(
     if update is None:
         return result(ScanStatus.FAILED, Reason.CONTAINER_ERROR, "apt-get update did not run to completion",
                       "update", output.exit_code, output.stderr)
-    info = releases.lookup(os_release)
-    eol = info is not None and info.is_eol(finished.date())
     outcome = aptparse.assess_update(update.stdout, update.stderr, update.rc, eol=eol)
     if not outcome.ok:
         return result(ScanStatus.FAILED, outcome.reason, outcome.detail, "update", update.rc,
@@ -202,8 +269,16 @@ def interpret(
     simulation = aptparse.parse_simulation(sim.stdout) if sim is not None and sim.rc == 0 else None
     warnings = outcome.warnings + (("apt-get -s upgrade failed; kept-back and phased flags unknown",)
                                    if simulation is None else ())
-    updates = aptparse.annotate(parsed.updates, holds, simulation)
-    return result(ScanStatus.OK, None, None, None, 0, warnings=warnings, updates=updates)
+    annotated = aptparse.annotate(parsed.updates, holds, simulation)
+    rules = classify.SecurityRules.build(security_origins, os_release)
+    updates, notes = classify.classify_updates(annotated, files_text=_ok_stdout(steps.get("policy-files")),
+                                               policy_text=_ok_stdout(steps.get("policy")), rules=rules)
+    return result(ScanStatus.OK, None, None, None, 0, warnings=warnings + notes, updates=updates)
+
+
+def _ok_stdout(step: Step | None) -> str | None:
+    """A step's stdout when it ran and exited 0, else None."""
+    return step.stdout if step is not None and step.rc == 0 else None
 
 
 def _last_step(steps: dict[str, Step]) -> str | None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from driftwatch.cli import main
-from driftwatch.report import OutputFormat
+from driftwatch.report import DetailFormat, ReportFormat
 from driftwatch.store import open_store
 from tests.test_store import failed_scan, ok_scan
 
@@ -27,18 +29,23 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
+NOW = "2026-12-04T03:00:05+00:00"  # three days after the fixture scans finished
+
+
 def run(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"DRIFTWATCH_NOW": NOW, **(env or {})})
 
 
 def test_report_table(db: Path) -> None:
     result = run("--db", str(db), "report")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0].split() == ["REFERENCE", "IMAGE", "ID", "OS", "STATUS", "SECURITY", "PENDING", "SCANNED"]
-    assert lines[1].split()[:4] == ["gone:1", "-", "-", "failed"]
-    assert lines[2].split()[:6] == ["app:1", "111111111111", "debian", "12", "ok", "1"]
-    assert lines[3].split()[:7] == ["quiet:1", "111111111111", "debian", "12", "ok", "0", "0"]
+    assert lines[0].split() == ["REFERENCE", "IMAGE", "ID", "OS", "STATUS", "VERDICT", "SECURITY", "PENDING", "SEC",
+                                "AGE", "(d)", "APT", "LAYER", "(d)", "SCANNED"]
+    assert lines[1].split()[:7] == ["gone:1", "-", "-", "failed", "(image_missing)", "failed", "-"]
+    assert lines[2].split()[:9] == ["app:1", "111111111111", "debian", "12", "ok", "breach", "1", "2", "3.0"]
+    assert lines[3].split()[:9] == ["quiet:1", "111111111111", "debian", "12", "ok", "ok", "0", "0", "-"]
+    assert lines[5:] == ["  gone:1: latest scan failed: image_missing", "  app:1: max_security_pending 1 > 0"]
 
 
 def test_report_json_is_documented_shape(db: Path) -> None:
@@ -65,7 +72,8 @@ def test_show_table_and_json(db: Path) -> None:
     doc = json.loads(run("--db", str(db), "show", "--format", "json", "app:1").output)
     assert doc["updates"][1] == {"package": "tzdata", "arch": "all", "installed": "2024a-0+deb12u1",
                                  "candidate": "2025b-0+deb12u1", "suites": ["bookworm-updates"], "security": False,
-                                 "held": False, "kept_back": True, "phased": False}
+                                 "held": False, "kept_back": True, "phased": False, "masked_security": False,
+                                 "esm": False, "security_origin": None, "why": ""}
 
 
 def test_show_failed_scan_says_why(db: Path) -> None:
@@ -108,18 +116,105 @@ def test_no_engine_is_one_line_exit_4(tmp_path: Path) -> None:
     assert "DOCKER_HOST" in result.output and result.output.count("\n") == 1
 
 
-def test_scan_needs_an_image() -> None:
-    result = CliRunner().invoke(main, ["scan"])
-    assert result.exit_code == 2 and "Missing argument 'IMAGES...'" in result.output
+def test_scan_needs_images_or_config(tmp_path: Path) -> None:
+    result = run("--db", str(tmp_path / "x.db"), "scan")
+    assert result.exit_code == 2
+    assert result.output.endswith("Error: no IMAGES given and no [[images]] in the config; give IMAGES, --all or --config\n")
 
 
 def test_every_format_has_a_formatter() -> None:
-    for choice in OutputFormat:
-        assert choice.to_formatter() is not None
+    for choice in ReportFormat:
+        assert hasattr(choice.to_formatter(), "report")
+    for detail in DetailFormat:
+        formatter = detail.to_formatter()
+        assert hasattr(formatter, "updates") and hasattr(formatter, "history")
 
 
 def test_every_command_has_help_and_is_in_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name, command in main.commands.items():
         assert command.help and "Example:" in command.help, name
-        assert f"driftwatch {name}" in readme, f"`driftwatch {name}` is not documented in README.md"
+        assert re.search(rf"driftwatch {name}\b", readme), f"`driftwatch {name}` is not documented in README.md"
+
+
+def test_check_exit_codes_and_breach_lines(db: Path, tmp_path: Path) -> None:
+    result = run("--db", str(db), "check")
+    assert result.exit_code == 3  # gone:1's latest scan failed: undecided outranks breach
+    assert result.output.splitlines() == [
+        "FAILED    gone:1: latest scan failed: image_missing",
+        "BREACH    app:1: max_security_pending 1 > 0",
+        "OK        quiet:1",
+    ]
+    cfg = tmp_path / "only-app.toml"
+    cfg.write_text('[defaults]\nmax_security_pending = 1\nmax_security_age_days = 2\n\n[[images]]\nreference = "app:1"\n')
+    result = run("--db", str(db), "--config", str(cfg), "check")
+    assert (result.exit_code, result.output) == (1, "BREACH    app:1: max_security_age_days 3.0 > 2\n")
+    cfg.write_text('[defaults]\nmax_security_pending = 1\n\n[[images]]\nreference = "app:1"\n')
+    assert run("--db", str(db), "--config", str(cfg), "check").exit_code == 0
+
+
+def test_check_json_and_unscanned(db: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[images]]\nreference = "never:1"\n\n[[images]]\npattern = "qu*"\n')
+    result = run("--db", str(db), "--config", str(cfg), "check", "--format", "json")
+    assert result.exit_code == 3
+    doc = json.loads(result.output)
+    assert doc["exit_code"] == 3
+    assert [(i["reference"], i["verdict"]) for i in doc["images"]] == [("never:1", "unscanned"), ("quiet:1", "ok")]
+
+
+def test_config_error_names_the_key_exit_2(db: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[defaults]\nmax_security_pendng = 1\n")
+    result = run("--db", str(db), "--config", str(cfg), "check")
+    assert result.exit_code == 2
+    assert result.output == f"Error: {cfg}: defaults: max_security_pendng: unknown key; did you mean max_security_pending?\n"
+
+
+def test_history_table(db: Path) -> None:
+    result = run("--db", str(db), "history", "app:1")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[1].split() == ["2026-12-01", "03:00", "UTC", "111111111111", "ok", "1", "2"]
+    assert run("--db", str(db), "history", "zzz").exit_code == 2
+
+
+def test_report_html_to_stdout(db: Path) -> None:
+    result = run("--db", str(db), "report", "--format", "html")
+    assert result.exit_code == 0 and result.output.startswith("<!DOCTYPE html>")
+    assert result.output.count('<svg class="chart"') == 3
+
+
+def test_rebuild_of_unconfigured_image_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = run("--db", str(tmp_path / "x.db"), "rebuild", "nothing:1")
+    assert result.exit_code == 2
+    assert result.output == "Error: nothing:1: no rebuild configured; add an [images.rebuild] table for it\n"
+
+
+def test_run_while_another_holds_the_lock_says_who(db: Path, tmp_path: Path) -> None:
+    from driftwatch.lock import RunLock
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[images]]\nreference = "app:1"\n')
+    with RunLock(db.with_name(db.name + ".lock"), command="run"):
+        result = run("--db", str(db), "--config", str(cfg), "run")
+    assert result.exit_code == 4
+    assert result.output.startswith(f"Error: another driftwatch run holds {db}.lock: pid {os.getpid()} on ")
+    assert result.output.count("\n") == 1
+
+
+def test_run_needs_configured_images(db: Path) -> None:
+    result = run("--db", str(db), "run")
+    assert (result.exit_code, result.output) == (
+        2, "Error: driftwatch run needs [[images]] in the configuration (see README, Configuration)\n")
+
+
+def test_lint_own_dockerfile_is_clean_and_fixture_is_flagged() -> None:
+    clean = run("lint", str(ROOT / "Dockerfile"))
+    assert clean.exit_code == 0 and clean.output == f"{ROOT / 'Dockerfile'}: no findings\n"
+    fixture = ROOT / "fixtures" / "dockerfiles" / "upgrade-then-copy.Dockerfile"
+    flagged = run("lint", "--format", "json", str(fixture))
+    assert flagged.exit_code == 1
+    doc = json.loads(flagged.output)
+    assert [(f["rule"], f["line"]) for f in doc["findings"]] == [("upgrade-before-changing-steps", 4)]
+    missing = run("lint", "/nonexistent/Dockerfile")
+    assert missing.exit_code == 2 and missing.output.startswith("Error: ")

@@ -83,3 +83,26 @@ def test_age_days() -> None:
     assert policy.age_days(None, NOW) is None
     assert policy.age_days(NOW - timedelta(hours=36), NOW) == 1.5
     assert policy.age_days(NOW + timedelta(hours=1), NOW) == 0.0  # clock skew never gives negative ages
+
+
+def test_held_and_phased_are_listed_but_not_counted_against_thresholds(tmp_path: object) -> None:
+    from driftwatch.models import PendingUpdate, ScanResult
+    from driftwatch.store import open_store
+
+    updates = (
+        PendingUpdate("postgresql-16", "amd64", "16.4", "16.6", ("jammy-pgdg",), False, held=True, kept_back=True),
+        PendingUpdate("systemd", "amd64", "1", "2", ("jammy-updates",), False, phased=True),
+        PendingUpdate("curl", "amd64", "7.81.0-1ubuntu1.17", "7.81.0-1ubuntu1.18", ("jammy-security",), True),
+        PendingUpdate("libpam0g", "amd64", "1", "2", ("jammy-security",), True, held=True),
+        PendingUpdate("ffmpeg", "amd64", "1", "2", ("jammy-updates",), False, kept_back=True),
+    )
+    result = ScanResult("app:1", ScanStatus.OK, NOW, NOW, updates=updates)
+    assert (result.pending_security, result.pending_total, result.actionable) == (2, 5, (1, 2))
+    store = open_store(memory=True)
+    store.save_scan(result)
+    (row,) = store.latest()
+    assert (row.pending_security, row.pending_total, row.actionable_security, row.actionable_total) == (2, 5, 1, 2)
+    v = policy.evaluate("app:1", row, Thresholds(max_security_pending=1, max_total_pending=2), NOW)
+    assert v.state is VerdictState.OK
+    v = policy.evaluate("app:1", row, Thresholds(max_security_pending=0, max_total_pending=1), NOW)
+    assert v.breaches == (Breach("max_security_pending", 1, 0), Breach("max_total_pending", 2, 1))

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from driftwatch.engine import ProbeStartError
 from driftwatch.errors import ImageMissing
-from driftwatch.models import ImageIdentity, Reason, RunOutput, ScanStatus
+from driftwatch.models import ImageIdentity, Platform, Reason, RunOutput, ScanStatus
 from driftwatch.scanner import Scanner, build_script, split_sections
 from tests.support.files import fixture_text
 from tests.support.probe import frame
@@ -35,12 +35,17 @@ class FakeEngine:
     timed_out: bool = False
     start_error: str | None = None
     missing: bool = False
+    architecture: str = ""
+    engine_platform: Platform = Platform("linux", "amd64", frozenset())
     calls: list[dict[str, object]] = field(default_factory=list)
 
     def inspect_image(self, reference: str) -> ImageIdentity:
         if self.missing:
             raise ImageMissing(f"image {reference!r} is not present in the local engine (driftwatch never pulls)")
-        return ImageIdentity(reference, "sha256:" + "cd" * 32, (reference,))
+        return ImageIdentity(reference, "sha256:" + "cd" * 32, (reference,), architecture=self.architecture)
+
+    def platform(self) -> Platform:
+        return self.engine_platform
 
     def run_probe(self, image_id: str, script: str, *, timeout: float, network: str, env: Mapping[str, str],
                   reference: str) -> RunOutput:
@@ -72,7 +77,11 @@ def test_ok_scan_of_captured_debian_output() -> None:
     assert result.status is ScanStatus.OK
     assert (result.pending_total, result.pending_security) == (12, 12)
     assert result.os_release is not None and result.os_release.label == "debian 12"
-    assert result.reason is None and result.warnings == ()
+    assert result.reason is None
+    # This capture predates the policy steps: classification falls back to suite names, and says so
+    # (whole captured probe runs with origin metadata are in tests/test_classify.py).
+    assert result.warnings == ("origin metadata unavailable (apt-cache policy did not run or failed); "
+                               "security decided by suite name only",)
     call = engine.calls[0]
     assert call["timeout"] == 42 and call["network"] == "host"
     assert call["env"] == {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "", "DEBIAN_FRONTEND": "noninteractive"}

@@ -83,11 +83,16 @@ def test_scan_is_atomic(tmp_path: Path) -> None:
 
 def test_schema_is_versioned_by_migrations(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
+    def applied() -> list[str]:
+        with sqlite3.connect(path) as conn:
+            return [r[0] for r in conn.execute(
+                "select name from _sqlite_migrations where migration_set='driftwatch' order by id")]
+
     open_store(path).close()
+    first = applied()
     open_store(path).close()  # applying twice is a no-op
-    with sqlite3.connect(path) as conn:
-        names = [r[0] for r in conn.execute("select name from _sqlite_migrations where migration_set='driftwatch'")]
-    assert names == ["m001_initial"]
+    assert applied() == first
+    assert first[0] == "m001_initial" and "m003_drift" in first and len(set(first)) == len(first)
 
 
 def test_refuses_a_file_that_is_not_sqlite(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ class JsonFormat:
             "updates": [
                 {"package": u.package, "arch": u.arch, "installed": u.installed, "candidate": u.candidate,
                  "suites": list(u.suites), "security": u.security, "held": u.held, "kept_back": u.kept_back,
-                 "phased": u.phased}
+                 "phased": u.phased, "masked_security": u.masked_security, "esm": u.esm,
+                 "security_origin": u.security_origin, "why": u.why}
                 for u in scan.updates
             ],
         })

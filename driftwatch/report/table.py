@@ -67,7 +67,8 @@ class TableFormat:
             return head
         rows = []
         for u in sorted(scan.updates, key=lambda u: (not u.security, u.package, u.arch)):
-            flags = ",".join(f for f, on in (("held", u.held), ("kept-back", u.kept_back), ("phased", u.phased)) if on)
+            flags = ",".join(f for f, on in (("masked", u.masked_security), ("esm", u.esm), ("held", u.held),
+                                             ("kept-back", u.kept_back), ("phased", u.phased)) if on)
             rows.append(["S" if u.security else "", u.package, u.arch, f"{u.installed} -> {u.candidate}",
                          ",".join(u.suites), flags])
         return head + render(["SEC", "PACKAGE", "ARCH", "INSTALLED -> CANDIDATE", "ORIGIN", "FLAGS"], rows)
