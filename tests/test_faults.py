@@ -365,3 +365,12 @@ def test_malformed_references_are_named(reference: str) -> None:
                                        "registry.example.com:443/ns/app_x--y.z:v1.2-rc_1", "[::1]:5000/x:y"])
 def test_valid_references_pass(reference: str) -> None:
     assert reference_problem(reference) is None
+
+
+def test_cleanup_without_an_engine_is_one_line_exit_4(tmp_path: Path) -> None:
+    sock = tmp_path / "no-engine.sock"
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "d.db"), "cleanup"],
+                                env={"DOCKER_HOST": f"unix://{sock}"}, catch_exceptions=False)
+    assert result.exit_code == 4
+    assert result.output.startswith(f"Error: no Docker engine answers at unix://{sock}")
+    assert result.output.count("\n") == 1 and not (tmp_path / "d.db").exists()
