@@ -16,5 +16,7 @@ def now() -> datetime:
     try:
         stamp = datetime.fromisoformat(pinned)
     except ValueError as exc:
-        raise ConfigError(f"DRIFTWATCH_NOW={pinned!r} is not an ISO 8601 time (e.g. 2026-12-03T04:00:00+00:00)") from exc
+        raise ConfigError(
+            f"DRIFTWATCH_NOW={pinned!r} is not an ISO 8601 time (e.g. 2026-12-03T04:00:00+00:00)"
+        ) from exc
     return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)

@@ -154,7 +154,7 @@ class Settings:
         """The first exact rule for the reference, else the first matching pattern."""
         exact = [r for r in self.images if r.reference is not None and r.matches(reference)]
         pattern = [r for r in self.images if r.pattern is not None and r.matches(reference)]
-        return (exact or pattern or [None])[0]
+        return next(iter(exact or pattern), None)
 
     def thresholds_for(self, reference: str) -> Thresholds:
         """Defaults, overridden by the rule for the reference."""
@@ -344,7 +344,8 @@ def _scan_settings(where: str, table: Any) -> ScanSettings:
     network = _string(where, "network", table["network"]) if "network" in table else None
     origins = table.get("security_origins", [])
     if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-        raise _fail(where, "security_origins", "must be a list of origin patterns such as \"o=Debian,l=Debian-Security\"")
+        raise _fail(where, "security_origins",
+                    "must be a list of origin patterns such as \"o=Debian,l=Debian-Security\"")
     try:
         compile_patterns(origins)
     except OriginPatternError as exc:

@@ -16,7 +16,6 @@ from .lint import PackageAction, package_steps
 from .models import HistoryEntry
 
 
-
 @dataclass(frozen=True, slots=True)
 class AptLayer:
     """When the packages were last refreshed, and by which command (None: no upgrade step)."""

@@ -46,7 +46,8 @@ def render(rows: Sequence[Assessment], rebuild_counts: Mapping[tuple[str, str], 
     ok = [r for r in rows if r.summary.status is ScanStatus.OK]
     f.family("driftwatch_pending_updates", "gauge", "Pending apt updates in the image's latest ok scan.",
              [({"image": r.summary.reference, "kind": kind}, value) for r in ok
-              for kind, value in (("security", r.summary.pending_security or 0), ("all", r.summary.pending_total or 0))])
+              for kind, value in (("security", r.summary.pending_security or 0),
+                                  ("all", r.summary.pending_total or 0))])
     f.family("driftwatch_oldest_security_update_age_seconds", "gauge",
              "Age of the oldest pending security update, from the first scan that saw it.",
              [({"image": r.summary.reference}, r.oldest_security_age_days * DAY) for r in ok

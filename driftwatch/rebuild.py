@@ -120,7 +120,7 @@ class Rebuilder:
         started = {p.reference: self.clock() for p in todo}
         docker_plans = [p for p in todo if isinstance(p.spec, DockerRebuild)]
         with ThreadPoolExecutor(max_workers=self.settings.rebuild.max_concurrent) as pool:
-            builds = dict(zip([p.reference for p in docker_plans], pool.map(self._build, docker_plans)))
+            builds = dict(zip([p.reference for p in docker_plans], pool.map(self._build, docker_plans), strict=True))
         records = []
         for plan in todo:
             prior = before.get(plan.reference)
@@ -168,7 +168,8 @@ class Rebuilder:
             outcome, detail = RebuildResult.INEFFECTIVE, f"the re-scan did not succeed: {after.reason} {after.detail}"
         elif (after.actionable or (0, 0))[0] <= limit:  # held and phased are not the rebuild's to fix
             outcome, detail = RebuildResult.EFFECTIVE, (
-                f"security updates pending {_n(base['before_security'])} -> {after.pending_security} (limit {limit})")
+                f"security updates pending {_n(prior.pending_security if prior else None)} -> {after.pending_security} "
+                f"(limit {limit})")
         else:
             outcome, detail = RebuildResult.INEFFECTIVE, explain_ineffective(after, prior, limit)
         return RebuildRecord(**base, finished_at=self.clock(), outcome=outcome, detail=detail,  # type: ignore[arg-type]

@@ -269,7 +269,8 @@ class Store:
             f"INSERT INTO [{table}] ({', '.join(f'[{c}]' for c in columns)}) VALUES ({', '.join('?' * len(columns))})",
             [row[c] for c in columns],
         )
-        return int(cursor.lastrowid)  # type: ignore[arg-type]
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def _track_drift(self, result: ScanResult, scan_id: int) -> None:
         """Extend open drift rows still pending, open new ones, close the ones that went away.
@@ -303,7 +304,7 @@ class Store:
                    finished_at=_iso(record.finished_at))
         try:
             with self.db.atomic():
-                return int(self.db.table("rebuilds").insert(row).last_pk)
+                return self._insert("rebuilds", row)
         except sqlite3.Error as exc:
             raise StoreError(f"could not record the rebuild of {record.reference!r} in {self.path}: {exc}") from exc
 
@@ -383,7 +384,8 @@ class Store:
             for u in self._query("SELECT * FROM updates WHERE scan_id = ? ORDER BY security DESC, package, arch",
                                  [row["id"]])
         )
-        osr = OsRelease(row["os_id"], row["os_version_id"], row["os_codename"], row["os_pretty"]) if row["os_id"] else None
+        osr = (OsRelease(row["os_id"], row["os_version_id"], row["os_codename"], row["os_pretty"])
+               if row["os_id"] else None)
         return ScanResult(
             reference=row["reference"], status=ScanStatus(row["status"]), started_at=_time(row["started_at"]),  # type: ignore[arg-type]
             finished_at=_time(row["finished_at"]), image=image, os_release=osr, updates=updates,  # type: ignore[arg-type]

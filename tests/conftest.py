@@ -15,6 +15,7 @@ import pytest
 
 from driftwatch.store import Store, open_store
 
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     """A real SQLite file under tmp_path."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from driftwatch import aptparse
 from driftwatch.models import PendingUpdate, Reason
-
 from tests.support.files import fixture_text
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from driftwatch import aptparse
 from driftwatch.models import ImageIdentity, PendingUpdate, Reason, RunOutput, ScanStatus
 from driftwatch.scanner import interpret
-
 from tests.support.files import case
 from tests.support.probe import frame
 

@@ -67,9 +67,10 @@ class HtmlFormat:
             cells = (s.reference, s.os or "-", status, row.verdict.state.value, count(s.pending_security),
                      count(s.pending_total), count(row.oldest_security_age_days, 1), apt_layer(row),
                      breach_text(row), stamp(s.scanned_at))
-            body.append(f'<tr class="{row.verdict.state.value}">' + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
-        charts = [f"<h2>{_e(r.summary.reference)}</h2>{chart(r.summary.reference, history.get(r.summary.reference, ()))}"
-                  for r in rows]
+            tds = "".join(f"<td>{_e(c)}</td>" for c in cells)
+            body.append(f'<tr class="{row.verdict.state.value}">{tds}</tr>')
+        charts = [f"<h2>{_e(r.summary.reference)}</h2>"
+                  f"{chart(r.summary.reference, history.get(r.summary.reference, ()))}" for r in rows]
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>driftwatch report</title>"
                 f"<style>{STYLE}</style></head><body><h1>driftwatch report</h1><table>{head}{''.join(body)}</table>"
                 f"{''.join(charts)}</body></html>\n")

@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ..models import Assessment, HistoryPoint, ScanResult
+from ..models import Assessment, HistoryPoint
 
 
 class Formatter(Protocol):
-    """Renders the report (one row per image), one image's updates, and one image's history."""
+    """Renders the report: one row per image (`updates` and `history` are DetailFormatter's)."""
 
     def report(self, rows: Sequence[Assessment], history: Mapping[str, Sequence[HistoryPoint]]) -> str:
         """The latest scan of each image with its verdict; ``history`` is used by charts only."""
-
-    def updates(self, scan_id: int, scan: ScanResult) -> str:
-        """The pending updates of one scan."""
 
 
 def safe(text: object) -> str:
@@ -58,7 +55,8 @@ def breach_text(row: Assessment) -> str:
     """``max_security_pending 12 > 0; ...`` or the verdict's note."""
     if row.verdict.breaches:
         return "; ".join(
-            f"{b.threshold} {_num(b.value, b.threshold.endswith('_days'))} > {_num(b.limit)}" for b in row.verdict.breaches
+            f"{b.threshold} {_num(b.value, b.threshold.endswith('_days'))} > {_num(b.limit)}"
+            for b in row.verdict.breaches
         )
     return row.verdict.note or ""
 

@@ -3,6 +3,7 @@ labelled and removed at the end of the session."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from driftwatch.engine import DockerEngine
-import shutil
-
 from tests.support.aptrepo import DEFAULT_SUITES, Pkg, Suite, build_debs, build_repo, serve, sources_list
 from tests.support.images import prepare_drift_context
 
