@@ -224,7 +224,8 @@ def _origin(text: str) -> Origin:
 
 
 def parse_simulation(text: str) -> Simulation:
-    """Parse ``apt-get -s upgrade`` / ``dist-upgrade``: Inst lines, kept-back and phased lists.
+    """Parse ``apt-get -s upgrade`` / ``dist-upgrade``: Inst lines, kept-back and phased lists. The probe
+    runs ``apt-get upgrade --print-uris``, which prints the same lists and no Inst lines (scanner.py).
 
     Only ``Inst`` lines describe packages; ``Conf`` lines and advisory text such as the Ubuntu Pro
     hook's ``1 standard security update`` are not packages (case C11).

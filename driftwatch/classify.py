@@ -30,7 +30,7 @@ Rules, in this order of evidence:
    classification failure never yields fewer security updates.
 
 **Phased updates** (Ubuntu) are decided from what apt does, not from the percentage alone:
-``phased=True`` only when ``apt-get -s upgrade`` defers the package ("deferred due to phasing"), i.e.
+``phased=True`` only when ``apt-get upgrade`` defers the package ("deferred due to phasing"), i.e.
 when a rebuild would not install it yet. apt applies phasing only on a machine with an
 ``/etc/machine-id`` and outside chroots and reproducible builds (``SOURCE_DATE_EPOCH``); base images
 usually have no machine-id, so there apt installs a ``Phased-Update-Percentage: 0`` candidate and the

@@ -8,9 +8,14 @@ stderr separately, remove in ``finally``) so both streams, the exit code and cle
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import posixpath
 import re
+import tarfile
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -22,11 +27,20 @@ import docker.errors
 import docker.models.images
 import requests.exceptions
 import urllib3.exceptions
-from docker.types import LogConfig
+from docker.types import LogConfig, Mount
 
 from .errors import EngineError, EngineUnavailable, ImageMissing
 from .layers import AptLayer, find_apt_layer
-from .models import BuildOutcome, HistoryEntry, ImageIdentity, Platform, ProbeContainer, RunOutput
+from .models import (
+    BuildOutcome,
+    HistoryEntry,
+    ImageFile,
+    ImageIdentity,
+    Platform,
+    ProbeContainer,
+    ProbeVolume,
+    RunOutput,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +50,13 @@ SCOPE_LABEL = "io.driftwatch.scope"  # which database the probe's results were f
 #: Cap on what a probe may print, per stream; the rest is dropped and the output marked truncated.
 OUTPUT_CAP = 16 * 1024 * 1024
 DEADLINE_LABEL = "io.driftwatch.deadline"  # when the probe's scan timeout runs out (ISO 8601, UTC)
+LISTS_LABEL = "io.driftwatch.lists"  # on a shared package-lists volume: the fingerprint of its apt sources
+REFERENCE_LABEL = "io.driftwatch.reference"
 MiB = 1024 * 1024
+#: Where apt keeps its package lists; a shared lists volume is mounted here instead of the tmpfs.
+LISTS_DIR = "/var/lib/apt/lists"
+#: Cap on what one image may send through the archive API for its fingerprint (apt's config, keys).
+FILES_CAP = 8 * MiB
 
 # -- the least-privilege probe (README, "The probe container") --------------------------------------
 #: Where apt may write; everything else in the probe is read-only, so a scan changes nothing. Found by
@@ -47,7 +67,7 @@ MiB = 1024 * 1024
 #: there, 39 MiB on Debian 12, 57 MiB on Ubuntu 24.04, so its apt commands share it; without the mount
 #: apt builds the cache in memory for each, and an image with a stale pkgcache.bin gets "W: Problem
 #: unlinking the file ... Read-only file system") and /var/tmp (for a TMPDIR pointing there). Not
-#: needed: /var/log/apt, /var/lib/dpkg (update and list never lock dpkg; the simulation runs with
+#: needed: /var/log/apt, /var/lib/dpkg (update and list never lock dpkg; the upgrade listing runs with
 #: Debug::NoLocking).
 #: Path -> (size in bytes, or None for the memory limit; mode). tmpfs pages count against the memory
 #: limit, the real bound: the lists are 84 MiB on Debian 12, 200 MiB on Ubuntu 24.04 (main, universe...).
@@ -75,11 +95,17 @@ DEFAULT_PIDS_LIMIT = 256
 #: the scan fails (never ok).
 DEFAULT_MEMORY_LIMIT = 1024 * MiB
 DEFAULT_CPUS = 1.0
+#: Connections kept to the engine; the CLI caps --jobs below it.
+MAX_CONNECTIONS = 40
 _TMPFS_FLAGS = "rw,nosuid,nodev,noexec"
 
 
 class ProbeStartError(Exception):
     """The container could not start its command (e.g. no /bin/sh). Carries the engine's words."""
+
+
+class ProbesStopped(EngineError):
+    """The run is being interrupted (:meth:`DockerEngine.stop_probes`): no new probe may run."""
 
 
 class Engine(Protocol):
@@ -89,9 +115,12 @@ class Engine(Protocol):
         """Identity of a local image; raises ImageMissing."""
 
     def run_probe(
-        self, image_id: str, script: str, *, timeout: float, network: str, env: Mapping[str, str], reference: str
+        self, image_id: str, script: str, *, timeout: float, network: str, env: Mapping[str, str], reference: str,
+        lists_volume: str | None = None, lists_writable: bool = False,
     ) -> RunOutput:
-        """Run ``/bin/sh -c script`` as root in a throwaway container; raises ProbeStartError."""
+        """Run ``/bin/sh -c script`` as root in a throwaway container; raises ProbeStartError.
+        ``lists_volume``: a shared package-lists volume mounted at :data:`LISTS_DIR` (read-only unless
+        ``lists_writable``) instead of the lists tmpfs."""
 
     def platform(self) -> Platform:
         """The OS and architecture the engine runs natively, and what it can emulate."""
@@ -196,11 +225,12 @@ class DockerEngine:
         self._platform: Platform | None = None
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         try:
-            self.client = client or docker.from_env(timeout=60)
+            # One connection per concurrent probe (--jobs): docker-py's default pool holds 10.
+            self.client = client or docker.from_env(timeout=60, max_pool_size=MAX_CONNECTIONS)
             self.client.ping()
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(
-                f"no Docker engine answers at {host} ({_short(exc)}); start one (scripts/engine.sh up) "
+                f"no Docker engine answers at {host} ({_short(exc)}); start one (in a driftwatch checkout: scripts/engine.sh up) "
                 "or point DOCKER_HOST at one, e.g. DOCKER_HOST=unix:///run/docker.sock"
             ) from exc
         except requests.exceptions.RequestException as exc:
@@ -208,6 +238,10 @@ class DockerEngine:
         self.host = host
         self.run_id = uuid.uuid4().hex[:12]
         self.scope = scope
+        # Containers of this process that exist now (probes, fingerprint readers), for stop_probes().
+        self._guard = threading.Lock()
+        self._live: dict[str, docker.models.containers.Container] = {}
+        self._stopped = False
 
     # -- images ---------------------------------------------------------------------------------
     def inspect_image(self, reference: str) -> ImageIdentity:
@@ -320,7 +354,8 @@ class DockerEngine:
 
     # -- probe containers ---------------------------------------------------------------------
     def run_probe(
-        self, image_id: str, script: str, *, timeout: float, network: str, env: Mapping[str, str], reference: str
+        self, image_id: str, script: str, *, timeout: float, network: str, env: Mapping[str, str], reference: str,
+        lists_volume: str | None = None, lists_writable: bool = False,
     ) -> RunOutput:
         """Run the script in a throwaway, least-privilege container that is always removed.
 
@@ -328,27 +363,38 @@ class DockerEngine:
         :data:`PROBE_CAPABILITIES`, no-new-privileges, limits on processes, memory and CPU, the log
         capped on the engine's disk and each stream capped here at :data:`OUTPUT_CAP`, and a hard
         timeout after which the container is killed. Anonymous volumes (an image's VOLUME) go with it.
+
+        ``lists_volume`` replaces the tmpfs at :data:`LISTS_DIR` with a shared package-lists volume
+        (:meth:`create_lists_volume`), read-only unless ``lists_writable`` (the one refresh that fills
+        it). It is mounted without copying the image's own lists in: it starts as empty as the tmpfs.
+        Raises :class:`ProbesStopped` once :meth:`stop_probes` was called.
         """
-        logger.debug("probe %s (%s): network=%s timeout=%ss", reference, image_id, network, timeout)
+        logger.debug("probe %s (%s): network=%s timeout=%ss lists=%s%s", reference, image_id, network, timeout,
+                     lists_volume or "tmpfs", " (rw)" if lists_volume and lists_writable else "")
         container = None
         deadline = datetime.now(timezone.utc) + timedelta(seconds=timeout)
+        tmpfs = self._tmpfs()
+        mounts = []
+        if lists_volume is not None:
+            del tmpfs[LISTS_DIR]
+            mounts.append(Mount(LISTS_DIR, lists_volume, type="volume", read_only=not lists_writable, no_copy=True))
         try:
+            self._check_running()
             container = self.client.containers.create(
                 image_id,
                 entrypoint=["/bin/sh", "-c"],
                 command=[script],
                 user="0:0",
                 environment=dict(env),
-                labels={PROBE_LABEL: "1", RUN_LABEL: self.run_id, SCOPE_LABEL: self.scope or "",
-                        DEADLINE_LABEL: deadline.isoformat(timespec="seconds"),
-                        "io.driftwatch.reference": reference[:200]},
+                labels=self._labels(reference, deadline),
                 network_mode=network,
                 working_dir="/",
                 detach=True,
                 tty=False,
                 stdin_open=False,
                 read_only=True,
-                tmpfs=self._tmpfs(),
+                tmpfs=tmpfs,
+                mounts=mounts,
                 cap_drop=["ALL"],
                 cap_add=list(PROBE_CAPABILITIES),
                 security_opt=["no-new-privileges"],
@@ -360,6 +406,7 @@ class DockerEngine:
                 log_config=LogConfig(type="json-file", config={"max-size": f"{4 * OUTPUT_CAP // MiB}m",
                                                                "max-file": "2"}),
             )
+            self._register(container)
             try:
                 container.start()
             except docker.errors.APIError as exc:
@@ -390,7 +437,132 @@ class DockerEngine:
             raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
         finally:
             if container is not None:
+                self._unregister(container)
                 _quietly(lambda: container.remove(force=True, v=True))
+
+    def _labels(self, reference: str, deadline: datetime) -> dict[str, str]:
+        """The labels that let clean-up find what this process creates, and decide when it is stale."""
+        return {PROBE_LABEL: "1", RUN_LABEL: self.run_id, SCOPE_LABEL: self.scope or "",
+                DEADLINE_LABEL: deadline.isoformat(timespec="seconds"), REFERENCE_LABEL: reference[:200]}
+
+    def _check_running(self) -> None:
+        if self._stopped:
+            raise ProbesStopped("the scan was interrupted; no new probe is started")
+
+    def _register(self, container: docker.models.containers.Container) -> None:
+        """Track a container of this process; remove it at once when the run is being stopped."""
+        with self._guard:
+            if not self._stopped:
+                self._live[container.id] = container
+                return
+        raise ProbesStopped("the scan was interrupted; no new probe is started")  # the caller's finally removes it
+
+    def _unregister(self, container: docker.models.containers.Container) -> None:
+        with self._guard:
+            self._live.pop(container.id, None)
+
+    def stop_probes(self) -> int:
+        """Interrupt this process's scans: no new probe or reader container starts, and every one that
+        exists is force-removed now (its waiting scan then ends). Returns how many were removed.
+        Thread-safe; :meth:`allow_probes` undoes the block."""
+        with self._guard:
+            self._stopped = True
+            live = list(self._live.values())
+        for container in live:
+            _quietly(lambda c=container: c.remove(force=True, v=True))  # type: ignore[misc]
+        if live:
+            logger.debug("stopped %d running probe(s)", len(live))
+        return len(live)
+
+    def allow_probes(self) -> None:
+        """Let probes run again after :meth:`stop_probes` (once its scans have all ended)."""
+        with self._guard:
+            self._stopped = False
+
+    # -- reading an image's files without running it --------------------------------------------
+    @contextlib.contextmanager
+    def image_files(self, image_id: str, *, reference: str, cap: int = FILES_CAP) -> Iterator[ImageFiles]:
+        """Read files of an image through the archive API of a created, never started container
+        (labelled like a probe, removed on exit). Raises ImageMissing, EngineError, EngineUnavailable."""
+        container = None
+        deadline = datetime.now(timezone.utc) + timedelta(seconds=120)
+        try:
+            self._check_running()
+            container = self.client.containers.create(
+                image_id, entrypoint=["/bin/sh", "-c"], command=["exit 0"], user="0:0", network_mode="none",
+                labels=self._labels(reference, deadline), detach=True,
+            )
+            self._register(container)
+            yield ImageFiles(container, self.host, reference, cap)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageMissing(f"image {reference!r} disappeared before its files were read") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(f"reading files of {reference!r} failed: {_short(exc)}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
+        finally:
+            if container is not None:
+                self._unregister(container)
+                _quietly(lambda: container.remove(force=True, v=True))
+
+    # -- shared package-lists volumes -----------------------------------------------------------
+    def create_lists_volume(self, fingerprint: str, *, reference: str, deadline: datetime) -> str:
+        """A new, empty volume for one group's package lists, labelled like a probe (so `driftwatch
+        cleanup` finds it after a crash) with ``deadline``: by when the run that uses it has ended."""
+        self._check_running()
+        name = f"driftwatch-lists-{self.run_id}-{fingerprint[:12]}"
+        try:
+            self.client.volumes.create(name=name, driver="local", labels={
+                **self._labels(reference, deadline), LISTS_LABEL: fingerprint[:64]})
+        except docker.errors.APIError as exc:
+            raise EngineError(f"creating the lists volume {name} failed: {_short(exc)}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
+        logger.debug("created lists volume %s for %s", name, reference)
+        return name
+
+    def remove_volumes(self, names: Iterable[str]) -> list[str]:
+        """Remove driftwatch volumes; one still mounted by a container is kept. Returns those removed."""
+        removed = []
+        for name in names:
+            try:
+                self.client.volumes.get(name).remove(force=False)
+                removed.append(name)
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # in use
+                    logger.debug("volume %s is in use; kept", name)
+                    continue
+                raise EngineError(f"removing volume {name} failed: {_short(exc)}") from exc
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
+        return removed
+
+    def find_volumes(self, *, all_scopes: bool = False, this_run: bool = False) -> list[ProbeVolume]:
+        """driftwatch's volumes by label: this process's (``this_run``), this engine's scope, or every
+        scope (``all_scopes``, or when the engine has none). Oldest first."""
+        if this_run:
+            label = f"{RUN_LABEL}={self.run_id}"
+        else:
+            label = f"{SCOPE_LABEL}={self.scope}" if self.scope and not all_scopes else PROBE_LABEL
+        try:
+            found = self.client.volumes.list(filters={"label": label})
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
+        volumes = []
+        for v in found:
+            labels = v.attrs.get("Labels") or {}
+            if PROBE_LABEL not in labels:
+                continue
+            try:
+                deadline: datetime | None = datetime.fromisoformat(labels.get(DEADLINE_LABEL) or "")
+            except ValueError:
+                deadline = None
+            volumes.append(ProbeVolume(name=v.name, reference=labels.get(REFERENCE_LABEL, ""),
+                                       created=parse_engine_time(v.attrs.get("CreatedAt")), deadline=deadline,
+                                       run_id=labels.get(RUN_LABEL, "")))
+        return sorted(volumes, key=lambda p: (p.created or datetime.min.replace(tzinfo=timezone.utc), p.name))
 
     def _tmpfs(self) -> dict[str, str]:
         """The probe's tmpfs mounts with their options (sizes default to the memory limit)."""
@@ -415,7 +587,7 @@ class DockerEngine:
             except ValueError:
                 deadline = None
             probes.append(ProbeContainer(
-                id=c.id, reference=labels.get("io.driftwatch.reference", ""),
+                id=c.id, reference=labels.get(REFERENCE_LABEL, ""),
                 state=str(c.attrs.get("State", {}).get("Status") or c.status),
                 created=parse_engine_time(c.attrs.get("Created")), deadline=deadline, run_id=labels.get(RUN_LABEL, ""),
             ))
@@ -442,6 +614,65 @@ class DockerEngine:
         else:
             label = f"{SCOPE_LABEL}={self.scope}" if self.scope else PROBE_LABEL
         return [c.id for c in self.client.containers.list(all=True, sparse=True, filters={"label": label})]
+
+
+class ImageFiles:
+    """Reads paths of a created (never started) container through the archive API, within a byte cap.
+
+    ``read(path)`` returns the entry at ``path`` and, for a directory, everything under it; a path that
+    does not exist gives ``()``. A link is returned as a link (the caller decides whether to follow).
+    """
+
+    def __init__(self, container: docker.models.containers.Container, host: str, reference: str, cap: int) -> None:
+        self._container, self._host, self._reference = container, host, reference
+        self._left = cap
+        self.cap = cap
+
+    @property
+    def env(self) -> tuple[str, ...]:
+        """The image's environment (``NAME=value``), as the container would start with it."""
+        return tuple((self._container.attrs.get("Config") or {}).get("Env") or ())
+
+    def read(self, path: str) -> tuple[ImageFile, ...]:
+        """The entries at ``path`` (absolute): files with their content, directories, links."""
+        try:
+            chunks, _stat = self._container.get_archive(path)
+            buf = bytearray()
+            for chunk in chunks:
+                buf += chunk
+                if len(buf) > self._left:
+                    raise EngineError(f"the files of {self._reference!r} to fingerprint exceed {self.cap} bytes")
+        except docker.errors.NotFound:
+            return ()
+        except docker.errors.APIError as exc:
+            raise EngineError(f"reading {path} in {self._reference!r} failed: {_short(exc)}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"engine at {self._host} stopped answering: {_short(exc)}") from exc
+        self._left -= len(buf)
+        return _tar_entries(bytes(buf), posixpath.dirname(path.rstrip("/")) or "/")
+
+
+def _tar_entries(data: bytes, parent: str) -> tuple[ImageFile, ...]:
+    """The entries of an archive-API tar stream, with absolute paths (members are relative to ``parent``)."""
+    entries = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                path = posixpath.normpath(posixpath.join(parent, member.name))
+                if member.isfile():
+                    extracted = tar.extractfile(member)
+                    content = extracted.read() if extracted is not None else b""
+                    kind, target = "file", ""
+                elif member.isdir():
+                    content, kind, target = b"", "dir", ""
+                elif member.issym() or member.islnk():
+                    content, kind, target = b"", "link" if member.issym() else "hardlink", member.linkname
+                else:
+                    content, kind, target = b"", "other", ""
+                entries.append(ImageFile(path, kind, member.mode & 0o7777, member.uid, member.gid, content, target))
+    except tarfile.TarError as exc:
+        raise EngineError(f"the engine sent an unreadable archive: {exc}") from exc
+    return tuple(entries)
 
 
 def _is_read_timeout(exc: BaseException) -> bool:

@@ -129,6 +129,31 @@ class ProbeContainer:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeVolume:
+    """A shared package-lists volume found by its label (``driftwatch cleanup``)."""
+
+    name: str
+    reference: str  # the image whose probe refreshed it
+    created: datetime | None
+    deadline: datetime | None  # by when the run that made it must have ended; None without the label
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFile:
+    """One entry of an image's filesystem, read without running the image (``kind``: file, dir,
+    link or other). Only what decides apt's behaviour is kept: no mtimes."""
+
+    path: str  # absolute, inside the image
+    kind: str
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    data: bytes = b""  # a file's content
+    target: str = ""  # a link's target, as written
+
+
+@dataclass(frozen=True, slots=True)
 class BuildOutcome:
     """A `docker build`: the new image ID, or the error; always the tail of the log."""
 

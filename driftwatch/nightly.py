@@ -7,10 +7,11 @@ behind by a crashed run are removed first. No docker, requests or SQL here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 from . import metrics, policy
 from .config import Settings
-from .models import Assessment, RebuildRecord, RebuildResult, ScanResult, ScanStatus, VerdictState
+from .models import Assessment, ProbeVolume, RebuildRecord, RebuildResult, ScanResult, ScanStatus, VerdictState
 from .rebuild import Builder, Rebuilder
 from .report.interface import breach_text
 from .store import Store
@@ -38,6 +39,12 @@ class NightlyEngine(Builder, Protocol):
     def remove_probes(self, ids: list[str]) -> list[str]:
         """Remove probe containers."""
 
+    def find_volumes(self) -> list[ProbeVolume]:
+        """driftwatch's package-lists volumes of this scope."""
+
+    def remove_volumes(self, names: list[str]) -> list[str]:
+        """Remove volumes."""
+
 
 @dataclass
 class RunSummary:
@@ -47,6 +54,7 @@ class RunSummary:
     rebuilds: list[RebuildRecord] = field(default_factory=list)
     rows: list[Assessment] = field(default_factory=list)
     leftovers_removed: int = 0
+    volumes_removed: int = 0  # package-lists volumes left by a crashed run
     alerts_sent: int = 0
     alert_errors: list[str] = field(default_factory=list)
     exit_code: int = 0
@@ -54,7 +62,7 @@ class RunSummary:
     @property
     def needs_a_person(self) -> bool:
         """Anything that a quiet cron run must still print."""
-        return self.exit_code != 0 or self.leftovers_removed > 0
+        return self.exit_code != 0 or self.leftovers_removed > 0 or self.volumes_removed > 0
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` summary."""
@@ -72,12 +80,14 @@ class RunSummary:
             "alerts_sent": self.alerts_sent,
             "alert_errors": self.alert_errors,
             "leftovers_removed": self.leftovers_removed,
+            "leftover_volumes_removed": self.volumes_removed,
         }
 
 
 @dataclass
 class Nightly:
-    """One run's collaborators; ``scan`` scans one reference (a Scanner's ``scan``)."""
+    """One run's collaborators; ``scan`` scans one reference (a Scanner's ``scan``), ``scan_all`` many
+    at once, yielding results as they finish (a Fleet's ``scan``; default: ``scan`` one by one)."""
 
     settings: Settings
     store: Store
@@ -86,6 +96,7 @@ class Nightly:
     clock: Callable[[], datetime]
     post: Callable[..., tuple[bool, str]] | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    scan_all: Callable[[list[str]], Generator[ScanResult, None, None]] | None = None
 
     def run(self, *, rebuild: bool = True, notify: bool = True, metrics_path: Path | None = None) -> RunSummary:
         """The whole job."""
@@ -95,12 +106,17 @@ class Nightly:
         if leftovers:
             summary.leftovers_removed = len(self.engine.remove_probes(leftovers))
             logger.warning("removed %d probe container(s) left by an earlier run", summary.leftovers_removed)
+        volumes = [v.name for v in self.engine.find_volumes()]
+        if volumes:
+            summary.volumes_removed = len(self.engine.remove_volumes(volumes))
+            logger.warning("removed %d package-lists volume(s) left by an earlier run", summary.volumes_removed)
         targets = self.settings.select(self.engine.local_tags() if self.settings.has_patterns else [])
-        for reference in targets:
-            result = self.scan(reference)
-            self.store.save_scan(result)
-            summary.scans.append(result)
-            logger.info("%s: %s", reference, result.status.value)
+        scan_all = self.scan_all or (lambda refs: (self.scan(r) for r in refs))
+        with contextlib.closing(scan_all(targets)) as results:
+            for result in results:  # stored on this thread as each finishes
+                self.store.save_scan(result)
+                summary.scans.append(result)
+                logger.info("%s: %s", result.reference, result.status.value)
         rows = policy.assess(self.store.latest(targets), self.settings, self.clock())
         if rebuild:
             summary.rebuilds = self._rebuild(rows)

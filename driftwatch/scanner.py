@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Any
 
 from . import aptparse, classify, releases
-from .engine import OUTPUT_CAP, Engine, ProbeStartError, normalize_architecture
+from .engine import LISTS_DIR, OUTPUT_CAP, Engine, ProbeStartError, normalize_architecture
 from .errors import ImageMissing
-from .models import ImageIdentity, Platform, Reason, RunOutput, ScanResult, ScanStatus
+from .models import ImageIdentity, OsRelease, Platform, Reason, RunOutput, ScanResult, ScanStatus
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,17 @@ STDERR_TAIL_LINES = 20
 # disable it (/etc/apt/apt.conf.d/docker-clean), which made every apt command re-read all lists
 # (1.5-3 s each). /var/cache/apt is a probe tmpfs bounded by the memory limit, as for images that
 # keep the cache; not /tmp, whose 64 MiB a 60 MB Ubuntu cache would fill (apt then fails: ENOSPC).
+# The held, kept-back and phased lists come from `apt-get upgrade --print-uris`: the same resolver
+# run and the same lists as `apt-get -s upgrade`, without simulating the install (a second dependency
+# cache and the ordering): 0.8 s instead of 1.5 s on Debian 12, 1.3 s instead of 3.1 s on Ubuntu 24.04,
+# byte-identical lists on both. It downloads nothing, checks no free space and takes no lock
+# (Debug::NoLocking); it only creates /var/cache/apt/archives/partial in the probe's tmpfs.
 # The policy steps (origin metadata for classify.py) run only when something is upgradable; the
 # package names come from the list step's own output (NAME:ARCH, never evaluated by the shell).
-_SCRIPT = r"""
+# The script is three parts: the head (os-release, tools), the refresh, and the listing. A scan
+# with shared lists (fleet.py) runs the head and the listing over lists another probe refreshed;
+# that refresh probe runs the head and the refresh, then builds apt's source cache into the lists.
+_HEAD = r"""
 N='{nonce}'
 T=/tmp/.driftwatch.$$
 mkdir -p "$T" 2>/dev/null || T=/var/tmp
@@ -55,13 +64,30 @@ tools() {{ for t in apt-get apt dpkg apk dnf microdnf yum zypper; do command -v 
 step os-release osrel
 step tools tools
 if ! command -v apt-get >/dev/null 2>&1; then printf '\n%s end\n' "$N"; exit 0; fi
-step update apt-get update -o APT::Update::Error-Mode=any
+"""
+_UPDATE = r"""step update apt-get update -o APT::Update::Error-Mode=any
 if [ "$rc" != 0 ]; then printf '\n%s end\n' "$N"; exit 0; fi
 C="-o Dir::Cache::pkgcache=/var/cache/apt/pkgcache.bin"
-step list apt list --upgradable $C
+"""
+# apt's source cache depends only on the lists and the sources: built once per group into the
+# volume, read here through a link in the probe's own cache tmpfs. apt checks that cache against
+# this image's configuration and lists; when it does not match, apt rebuilds it in the tmpfs
+# (replacing the link) rather than failing on the read-only volume, so the results stay the same.
+_SHARED = r"""C="-o Dir::Cache::pkgcache=/var/cache/apt/pkgcache.bin"
+S=/var/cache/apt/srcpkgcache.bin
+if [ -f {lists}/{srccache} ] && ln -s {lists}/{srccache} "$S" 2>/dev/null; then
+  C="$C -o Dir::Cache::srcpkgcache=$S"
+fi
+"""
+_REFRESH = r"""step srccache apt-cache gencaches -o Dir::Cache::srcpkgcache={lists}/{srccache} \
+  -o Dir::Cache::pkgcache=/var/cache/apt/pkgcache.bin
+printf '\n%s end\n' "$N"
+rm -rf "$T"
+"""
+_LIST = r"""step list apt list --upgradable $C
 cp "$T/out" "$T/list" 2>/dev/null || : >"$T/list"
 step holds apt-mark showhold $C
-step sim apt-get -s -o Debug::NoLocking=1 upgrade $C
+step sim apt-get --print-uris -o Debug::NoLocking=1 upgrade $C
 names=$(sed -n 's|^\([^/ ]*\)/[^ ]* [^ ]* \([^ ]*\) \[upgradable from: [^]]*\]$|\1:\2|p' "$T/list" 2>/dev/null)
 if [ -n "$names" ]; then
   step policy-files apt-cache policy $C
@@ -83,9 +109,20 @@ class Step:
     rc: int | None = None
 
 
-def build_script(nonce: str) -> str:
-    """The probe script with its section nonce."""
-    return _SCRIPT.format(nonce=nonce)
+#: apt's source cache, built by a group's refresh into its lists volume (fleet.py).
+SRCPKGCACHE = "driftwatch-srcpkgcache.bin"
+
+
+def build_script(nonce: str, *, shared_lists: bool = False) -> str:
+    """The probe script with its section nonce. ``shared_lists``: the lists were refreshed by another
+    probe into a volume mounted read-only at /var/lib/apt/lists; skip ``apt-get update``."""
+    middle = _SHARED.format(lists=LISTS_DIR, srccache=SRCPKGCACHE) if shared_lists else _UPDATE
+    return (_HEAD + middle + _LIST).format(nonce=nonce)
+
+
+def build_refresh_script(nonce: str) -> str:
+    """A group's one refresh: the scan's own head and ``apt-get update``, then apt's source cache."""
+    return (_HEAD + _UPDATE + _REFRESH).format(nonce=nonce, lists=LISTS_DIR, srccache=SRCPKGCACHE)
 
 
 def split_sections(stdout: str, nonce: str) -> tuple[dict[str, Step], bool]:
@@ -119,6 +156,30 @@ def _with_newline(text: str) -> str:
     return text + "\n" if text else ""
 
 
+@dataclass(frozen=True, slots=True)
+class SharedLists:
+    """Package lists that one refresh probe fetched for a group of images, in a volume (fleet.py).
+    ``update`` is that refresh's ``apt-get update`` step, judged for each image as its own would be."""
+
+    volume: str
+    update: Step
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """What a group's refresh probe did. ``lists`` when every list was refreshed; otherwise
+    :meth:`Scanner.refresh_failure` says how each image of the group failed, or (``None``) that the
+    refresh says nothing about the group (it never reached ``apt-get update``: no shell, no apt,
+    the container did not start), and each image is scanned on its own."""
+
+    lists: SharedLists | None
+    output: RunOutput | None
+    nonce: str
+    started: datetime
+    finished: datetime
+    detail: str | None = None  # why the refresh did not run (a start error)
+
+
 def _tail(text: str, lines: int = STDERR_TAIL_LINES) -> str | None:
     kept = [line for line in text.splitlines() if line.strip()][-lines:]
     return "\n".join(kept) or None
@@ -144,28 +205,79 @@ class Scanner:
     def __post_init__(self) -> None:
         classify.compile_patterns(self.security_origins)
 
-    def scan(self, reference: str) -> ScanResult:
-        """Scan one reference. Per-image trouble is a result; only engine-wide trouble raises."""
+    def scan(self, reference: str, *, image: ImageIdentity | None = None,
+             lists: SharedLists | None = None) -> ScanResult:
+        """Scan one reference. Per-image trouble is a result; only engine-wide trouble raises.
+
+        ``image``: the reference already inspected (fleet.py), so the scan is of that very image.
+        ``lists``: package lists refreshed for this image's group (:meth:`refresh`): mounted
+        read-only, and the image runs no ``apt-get update`` of its own.
+        """
         started = self.clock()
-        try:
-            image = self.engine.inspect_image(reference)
-        except ImageMissing as exc:
-            return ScanResult(reference, ScanStatus.FAILED, started, self.clock(),
-                              reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect")
+        if image is None:
+            try:
+                image = self.engine.inspect_image(reference)
+            except ImageMissing as exc:
+                return ScanResult(reference, ScanStatus.FAILED, started, self.clock(),
+                                  reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect")
         if mismatch := platform_mismatch(image, self.engine.platform()):
             return ScanResult(reference, ScanStatus.UNSUPPORTED, started, self.clock(), image=image,
                               reason=Reason.WRONG_ARCHITECTURE, detail=mismatch, step="platform")
         nonce = self.nonce()
+        shared: dict[str, Any] = {"lists_volume": lists.volume} if lists is not None else {}
         try:
-            output = self.engine.run_probe(image.image_id, build_script(nonce), timeout=self.timeout,
-                                           network=self.network, env=PROBE_ENV, reference=reference)
+            output = self.engine.run_probe(image.image_id, build_script(nonce, shared_lists=lists is not None),
+                                           timeout=self.timeout, network=self.network, env=PROBE_ENV,
+                                           reference=reference, **shared)
         except ProbeStartError as exc:
             return self._start_failed(reference, image, started, str(exc))
         except ImageMissing as exc:
             return ScanResult(reference, ScanStatus.FAILED, started, self.clock(), image=image,
                               reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect")
         return interpret(reference, image, output, nonce, started, self.clock(),
-                         security_origins=self.security_origins)
+                         security_origins=self.security_origins,
+                         shared_update=lists.update if lists is not None else None)
+
+    def refresh(self, image: ImageIdentity, volume: str) -> Refresh:
+        """Refresh a group's package lists once, into ``volume``, in one of its images (``image``):
+        the scan's own ``apt-get update`` with the same failure rules, then apt's source cache."""
+        started = self.clock()
+        nonce = self.nonce()
+        try:
+            output = self.engine.run_probe(image.image_id, build_refresh_script(nonce), timeout=self.timeout,
+                                           network=self.network, env=PROBE_ENV, reference=image.reference,
+                                           lists_volume=volume, lists_writable=True)
+        except (ProbeStartError, ImageMissing) as exc:
+            return Refresh(None, None, nonce, started, self.clock(), detail=str(exc))
+        finished = self.clock()
+        steps, _ = split_sections(output.stdout, nonce)
+        update = steps.get("update")
+        if update is not None and update.rc is not None and not output.truncated:
+            os_release = aptparse.parse_os_release(steps["os-release"].stdout) if "os-release" in steps else None
+            info = releases.lookup(os_release)
+            eol = info is not None and info.is_eol(finished.date())
+            if aptparse.assess_update(update.stdout, update.stderr, update.rc, eol=eol).ok:
+                return Refresh(SharedLists(volume, update), output, nonce, started, finished)
+        return Refresh(None, output, nonce, started, finished)
+
+    def refresh_failure(self, refresh: Refresh, reference: str, image: ImageIdentity,
+                        os_release: OsRelease | None = None) -> ScanResult | None:
+        """How a failed refresh fails one image of its group: exactly as that image's own refresh would
+        have (reason, detail, step, exit code, output tail). None when the refresh did not get as far as
+        ``apt-get update`` (no shell, no apt, the container did not start, an exec format error):
+        that says nothing about the other images, and each is scanned on its own. ``os_release``: the
+        image's own (its group shares the release, not necessarily every field)."""
+        output = refresh.output
+        if refresh.lists is not None or output is None:
+            return None
+        steps, _ = split_sections(output.stdout, refresh.nonce)
+        tools = steps["tools"].stdout.split() if "tools" in steps else []
+        if "update" not in steps and not ("apt-get" in tools and (output.timed_out or output.oom_killed
+                                                                 or output.truncated)):
+            return None
+        result = interpret(reference, image, output, refresh.nonce, refresh.started, refresh.finished,
+                           security_origins=self.security_origins)
+        return replace(result, os_release=os_release) if os_release is not None else result
 
     def _start_failed(self, reference: str, image: ImageIdentity, started: datetime, message: str) -> ScanResult:
         finished = self.clock()
@@ -202,12 +314,13 @@ def platform_mismatch(image: ImageIdentity, engine: Platform) -> str | None:
 
 def interpret(
     reference: str, image: ImageIdentity, output: RunOutput, nonce: str, started: datetime, finished: datetime,
-    *, security_origins: tuple[str, ...] = (),
+    *, security_origins: tuple[str, ...] = (), shared_update: Step | None = None,
 ) -> ScanResult:
     """Turn the probe's raw output into exactly one status. Pure: tests feed it captured output.
 
     Every result whose release is known and past its end of life carries ``release_eol`` (an OK
-    scan with zero updates included: a frozen archive looks perfectly fresh).
+    scan with zero updates included: a frozen archive looks perfectly fresh). ``shared_update``:
+    the ``apt-get update`` step of the group refresh whose lists this probe read (it ran none).
     """
     steps, ended = split_sections(output.stdout, nonce)
     os_release = aptparse.parse_os_release(steps["os-release"].stdout) if "os-release" in steps else None
@@ -244,7 +357,7 @@ def interpret(
         detail = "no apt-get in this image" + (f"; found {', '.join(others)}" if others else "; no package manager found")
         return result(ScanStatus.UNSUPPORTED, Reason.NO_SHELL_OR_PACKAGE_MANAGER, detail, "tools")
 
-    update = steps.get("update")
+    update = shared_update if shared_update is not None else steps.get("update")
     if update is None:
         return result(ScanStatus.FAILED, Reason.CONTAINER_ERROR, "apt-get update did not run to completion",
                       "update", output.exit_code, output.stderr)
@@ -267,7 +380,7 @@ def interpret(
     holds = aptparse.parse_holds(steps["holds"].stdout) if "holds" in steps else frozenset()
     sim = steps.get("sim")
     simulation = aptparse.parse_simulation(sim.stdout) if sim is not None and sim.rc == 0 else None
-    warnings = outcome.warnings + (("apt-get -s upgrade failed; kept-back and phased flags unknown",)
+    warnings = outcome.warnings + (("apt-get upgrade --print-uris failed; kept-back and phased flags unknown",)
                                    if simulation is None else ())
     annotated = aptparse.annotate(parsed.updates, holds, simulation)
     rules = classify.SecurityRules.build(security_origins, os_release)

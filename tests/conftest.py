@@ -41,10 +41,14 @@ def docker_engine() -> Any:
 
 @pytest.fixture(autouse=True)
 def _engine_gate(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Docker-marked tests get the engine gate, and must leave no probe container behind."""
+    """Docker-marked tests get the engine gate, and must leave no probe container behind, nor a
+    package-lists volume (of any driftwatch process: the CLI's engines have run IDs of their own)."""
     if request.node.get_closest_marker("docker") is None:
         yield
         return
     engine = request.getfixturevalue("docker_engine")
+    before = {v.name for v in engine.find_volumes(all_scopes=True)}
     yield
     assert engine.leftover_probes() == [], "a driftwatch probe container was left behind"
+    left = {v.name for v in engine.find_volumes(all_scopes=True)} - before
+    assert left == set(), f"driftwatch volume(s) left behind: {sorted(left)}"

@@ -75,7 +75,7 @@ def test_sigterm_mid_scan_removes_the_probe_and_stores_no_clean_scan(
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted; finished scans are stored, the interrupted one is not" in err
+    assert "interrupted; finished scans are stored, interrupted ones are not" in err
     assert set(probes(docker_engine, db)) - before == set()
     assert _scan_of(db, drift_image) and not _scan_of(db, hang)
     assert (db.with_name("d.db.lock")).read_text() == ""  # released
