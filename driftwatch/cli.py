@@ -40,7 +40,13 @@ class DriftwatchGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _sigterm_as_interrupt():
+                return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM in a command that does not say more itself
+            if ctx.meta.get("driftwatch.debug"):
+                raise
+            click.echo("Error: interrupted; what finished is stored, nothing half-written is", err=True)
+            ctx.exit(130)
         except DriftwatchError as exc:
             if ctx.meta.get("driftwatch.debug"):
                 raise
@@ -62,8 +68,9 @@ def _setup_logging(verbose: int) -> None:
     logger.propagate = False
 
 
-def _store(ctx: click.Context) -> Store:
-    store = open_store(ctx.obj["db"])
+def _store(ctx: click.Context, *, create: bool = True) -> Store:
+    """The database; read-only commands pass ``create=False`` and never create one."""
+    store = open_store(_db_path(ctx), create=create)
     ctx.call_on_close(store.close)
     return store
 
@@ -110,6 +117,68 @@ def _assess(store: Store, settings: Settings, references: list[str] | None = Non
 def report_format_option(default: str = "table") -> Any:
     return click.option("--format", "fmt", type=click.Choice([f.value for f in ReportFormat]), default=default,
                         envvar="DRIFTWATCH_FORMAT", show_default=True, help="Output format.")
+
+
+def _default_jobs() -> int:
+    from .fleet import default_jobs
+
+    return default_jobs()
+
+
+jobs_option = click.option(
+    "--jobs", "-j", type=click.IntRange(1, 32), default=None, envvar="DRIFTWATCH_JOBS", metavar="N",
+    help="Probes run at the same time. [default: the number of CPUs, at most 4]")
+share_lists_option = click.option(
+    "--share-lists/--no-share-lists", default=True, show_default=True,
+    help="Refresh the package lists once per group of images with identical apt sources, and scan the "
+         "group with them (--no-share-lists: every image refreshes its own).")
+
+
+class _Progress:
+    """Scan progress on stderr: on a terminal, one line rewritten in place (images done, failures,
+    what runs now) under the finished scans' lines; otherwise only the finished scans' lines."""
+
+    def __init__(self, *, tty: bool | None = None, lines: bool = True) -> None:
+        self.tty = click.get_text_stream("stderr").isatty() if tty is None else tty
+        self.lines = lines  # print a line per finished scan
+        self.status = ""
+
+    def update(self, progress: Any) -> None:
+        """A FleetProgress from the fleet (on this thread)."""
+        if not self.tty:
+            return
+        if progress.done == progress.total and not progress.running:
+            self.finish()
+            return
+        from .report.interface import safe
+
+        running = ", ".join(safe(r) for r in progress.running[:2])
+        if len(progress.running) > 2:
+            running += f" (+{len(progress.running) - 2})"
+        text = f"[{progress.done}/{progress.total}] {progress.failed} failed; {progress.phase}"
+        self._draw(text + (f": {running}" if running else ""))
+
+    def result(self, line: str) -> None:
+        """A finished scan's line."""
+        if not self.lines:
+            return
+        if self.tty and self.status:
+            click.echo("\r\x1b[K" + line + "\n" + self.status, nl=False, err=True, color=True)
+        else:
+            click.echo(line, err=True)
+
+    def _draw(self, text: str) -> None:
+        import shutil
+
+        width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
+        self.status = text if len(text) <= width else text[: width - 1] + "\u2026"
+        click.echo("\r\x1b[K" + self.status, nl=False, err=True, color=True)
+
+    def finish(self) -> None:
+        """Clear the progress line."""
+        if self.tty and self.status:
+            click.echo("\r\x1b[K", nl=False, err=True, color=True)
+            self.status = ""
 
 
 detail_format_option = click.option(
@@ -184,10 +253,12 @@ def _record_lost_scan(store: Store, reference: str, exc: EngineUnavailable) -> N
 @click.option("--network", default=None, envvar="DRIFTWATCH_NETWORK",
               help="Network of the scan container: bridge, host (proxies, loopback mirrors) or a network name. "
                    "[default: bridge]")
+@jobs_option
+@share_lists_option
 @report_format_option()
 @click.pass_context
 def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: float | None,
-         network: str | None, fmt: str) -> None:
+         network: str | None, jobs: int | None, share_lists: bool, fmt: str) -> None:
     """Scan local IMAGES (or the configured ones) for pending apt updates and record the results.
 
     Each image runs `apt-get update` and `apt list --upgradable` in a throwaway container (entrypoint
@@ -195,12 +266,18 @@ def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: 
     lists is recorded as failed, never as clean. With no IMAGES, scans the images of the config file;
     --all scans every tagged local image. Exit 3 when any scan failed or was unsupported.
 
+    Up to --jobs probes run at once. Images whose apt sources are identical (read from the image
+    files, without running them) share one refresh of the package lists, mounted read-only into
+    each image's probe. Ctrl-C and SIGTERM remove every running probe; finished scans are stored.
+
     \b
     Example:
         driftwatch scan driftwatch/debian:12 myorg/api:latest
+        driftwatch scan --jobs 4 --all
         driftwatch scan --network host --timeout 300 myorg/worker:1.4
         driftwatch --config driftwatch.toml scan
     """
+    from .fleet import Fleet, ScansLost
     from .scanner import DEFAULT_TIMEOUT, Scanner
 
     settings = _settings(ctx)
@@ -223,21 +300,29 @@ def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: 
     scanner = Scanner(engine, timeout=timeout or settings.scan.timeout or DEFAULT_TIMEOUT,
                       network=network or settings.scan.network or "bridge", clock=clock.now,
                       security_origins=settings.scan.security_origins)
+    progress = _Progress()
+    fleet = Fleet(scanner, engine, jobs=jobs or _default_jobs(), share_lists=share_lists, on_progress=progress.update)
     results = []
-    for reference in targets:
-        logger.info("scanning %s", reference)
-        try:
-            result = scanner.scan(reference)
-        except EngineUnavailable as exc:
+    try:
+        with _sigterm_as_interrupt(), contextlib.closing(fleet.scan(targets)) as scans:
+            for result in scans:  # stored here, on this thread, as each finishes
+                store.save_scan(result)
+                results.append(result)
+                progress.result(f"{_safe_ref(result.reference)}: {_describe(result)}")
+    except ScansLost as exc:
+        progress.finish()
+        for reference in exc.references:
             _record_lost_scan(store, reference, exc)  # the finished scans are stored already
-            raise
-        store.save_scan(result)
-        results.append(result)
-        click.echo(f"{_safe_ref(reference)}: {_describe(result)}", err=True)
+        raise
+    except KeyboardInterrupt:
+        progress.finish()
+        click.echo("Error: interrupted; finished scans are stored, interrupted ones are not", err=True)
+        ctx.exit(130)
+    progress.finish()
     rows = _assess(store, settings, targets)
     history = {r: store.history(r) for r in targets} if fmt == ReportFormat.HTML.value else {}
     click.echo(ReportFormat(fmt).to_formatter().report(rows, history), nl=False)
-    bad = [r for r in results if r.status is not ScanStatus.OK]
+    bad = sorted((r for r in results if r.status is not ScanStatus.OK), key=lambda r: targets.index(r.reference))
     if bad:
         click.echo(f"{len(bad)} of {len(results)} scan(s) not ok: " + ", ".join(_safe_ref(r.reference) for r in bad),
                    err=True)
@@ -260,7 +345,7 @@ def report(ctx: click.Context, fmt: str) -> None:
         driftwatch report --format json | jq '.images[] | select(.pending_security > 0)'
         driftwatch report --format html > drift.html
     """
-    store = _store(ctx)
+    store = _store(ctx, create=False)
     rows = _assess(store, _settings(ctx))
     history = {r.summary.reference: store.history(r.summary.reference) for r in rows} \
         if fmt == ReportFormat.HTML.value else {}
@@ -298,7 +383,7 @@ def check(ctx: click.Context, fmt: str) -> None:
     from .report.interface import breach_text, flat
 
     settings = _settings(ctx)
-    store = _store(ctx)
+    store = _store(ctx, create=False)
     recorded = store.references()
     references = settings.select(recorded) if settings.images else recorded
     assessed = _assess(store, settings, references)
@@ -335,7 +420,7 @@ def show(ctx: click.Context, image: str, fmt: str) -> None:
         driftwatch show driftwatch/debian:12
         driftwatch show --format json myorg/api:latest
     """
-    scan_id, result = _store(ctx).latest_scan(image)
+    scan_id, result = _store(ctx, create=False).latest_scan(image)
     click.echo(DetailFormat(fmt).to_formatter().updates(scan_id, result), nl=False)
 
 
@@ -351,7 +436,7 @@ def history(ctx: click.Context, image: str, fmt: str) -> None:
         driftwatch history myorg/api:latest
         driftwatch history --format json myorg/api:latest
     """
-    points = _store(ctx).history(image)
+    points = _store(ctx, create=False).history(image)
     click.echo(DetailFormat(fmt).to_formatter().history(image, points), nl=False)
 
 
@@ -440,9 +525,11 @@ def rebuild(ctx: click.Context, images: tuple[str, ...], breached: bool, dry_run
               envvar="DRIFTWATCH_METRICS", help="Write a Prometheus textfile-collector file here.")
 @click.option("--no-rebuild", is_flag=True, help="Evaluate but never rebuild.")
 @click.option("--no-notify", is_flag=True, help="Never send alerts.")
+@jobs_option
+@share_lists_option
 @click.pass_context
 def run_(ctx: click.Context, quiet: bool, as_json: bool, wait: float | None, metrics_path: Path | None,
-         no_rebuild: bool, no_notify: bool) -> None:
+         no_rebuild: bool, no_notify: bool, jobs: int | None, share_lists: bool) -> None:
     """The nightly job: scan the configured images, evaluate, rebuild, re-scan, alert, write metrics.
 
     Safe under cron: one run at a time per database (a second one says who holds the lock, or
@@ -455,25 +542,34 @@ def run_(ctx: click.Context, quiet: bool, as_json: bool, wait: float | None, met
         driftwatch --config /etc/driftwatch.toml run --quiet --metrics /var/lib/node_exporter/driftwatch.prom
         driftwatch run --json
     """
+    from .fleet import Fleet
     from .nightly import Nightly
     from .scanner import DEFAULT_TIMEOUT, Scanner
 
     settings = _settings(ctx)
     if not settings.images:
         raise ConfigError("driftwatch run needs [[images]] in the configuration (see README, Configuration)")
+    if metrics_path is not None and not (metrics_path.parent.is_dir() and os.access(metrics_path.parent, os.W_OK)):
+        # Found before the night's work, not after it.
+        raise ConfigError(f"--metrics {metrics_path}: the directory {metrics_path.parent} does not exist "
+                          "or is not writable")
     store = _store(ctx)
     _lock(ctx, "run", wait)
     engine = _engine(ctx)
     scanner = Scanner(engine, timeout=settings.scan.timeout or DEFAULT_TIMEOUT,
                       network=settings.scan.network or "bridge", clock=clock.now,
                       security_origins=settings.scan.security_origins)
-    nightly = Nightly(settings, store, engine, scanner.scan, clock.now, _post_webhook)
+    progress = _Progress(lines=False)  # a terminal gets the progress line; cron gets the summary only
+    fleet = Fleet(scanner, engine, jobs=jobs or _default_jobs(), share_lists=share_lists, on_progress=progress.update)
+    nightly = Nightly(settings, store, engine, scanner.scan, clock.now, _post_webhook, scan_all=fleet.scan)
     try:
         with _sigterm_as_interrupt():
             summary = nightly.run(rebuild=not no_rebuild, notify=not no_notify, metrics_path=metrics_path)
     except KeyboardInterrupt:
-        click.echo("Error: interrupted; finished scans are stored, the interrupted one is not", err=True)
+        progress.finish()
+        click.echo("Error: interrupted; finished scans are stored, interrupted ones are not", err=True)
         ctx.exit(130)
+    progress.finish()
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
     elif not quiet or summary.needs_a_person:
@@ -491,6 +587,8 @@ def run_(ctx: click.Context, quiet: bool, as_json: bool, wait: float | None, met
             click.echo(f"alert: {error}")
         if summary.leftovers_removed:
             click.echo(f"removed {summary.leftovers_removed} probe container(s) left by an earlier run")
+        if summary.volumes_removed:
+            click.echo(f"removed {summary.volumes_removed} package-lists volume(s) left by an earlier run")
     ctx.exit(summary.exit_code)
 
 
@@ -599,7 +697,12 @@ def lint(ctx: click.Context, dockerfile: str, target: str | None, fmt: str) -> N
     from .report.json import dump
 
     if dockerfile == "-":
-        findings = linter.lint(click.get_text_stream("stdin").read(), target=target)
+        raw = click.get_binary_stream("stdin").read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"standard input is not UTF-8 text (byte {exc.start}): not a Dockerfile") from exc
+        findings = linter.lint(text, target=target)
     else:
         findings = linter.lint_file(dockerfile, target=target)
     code = EXIT_BREACH if any(f.severity in ("warning", "error") for f in findings) else EXIT_OK
@@ -621,12 +724,14 @@ def lint(ctx: click.Context, dockerfile: str, target: str | None, fmt: str) -> N
 @click.option("--all", "all_scopes", is_flag=True, help="Probes of every database, not only this one's (--db).")
 @click.pass_context
 def cleanup(ctx: click.Context, dry_run: bool, all_scopes: bool) -> None:
-    """Remove probe containers (and their anonymous volumes) left behind by crashed or killed runs.
+    """Remove probe containers (and their anonymous volumes) and package-lists volumes left behind by
+    crashed or killed runs.
 
     Probes are found by their label `io.driftwatch.probe`, never by name, and only those of this
     database (--db) unless --all. A probe still running before its scan's timeout ran out may belong
-    to a scan in progress and is kept; past that deadline it is removed. Prints one line per probe.
-    Exit 0, or 4 when the engine cannot be reached.
+    to a scan in progress and is kept; past that deadline it is removed. A shared package-lists
+    volume is kept until its run's deadline, and while a container uses it. Prints one line per
+    probe and volume. Exit 0, or 4 when the engine cannot be reached.
 
     \b
     Example:
@@ -649,14 +754,29 @@ def cleanup(ctx: click.Context, dry_run: bool, all_scopes: bool) -> None:
             click.echo(f"kept {what}: a scan may still be using it until {probe.deadline.isoformat()}")
             continue
         doomed.append((probe.id, what))
+    doomed_volumes = []
+    for volume in engine.find_volumes(all_scopes=all_scopes):
+        what = f"volume {volume.name} ({safe(volume.reference or '?')}"
+        what += f", created {volume.created.isoformat(timespec='seconds')})" if volume.created else ")"
+        if volume.deadline is not None and now < volume.deadline + grace:
+            click.echo(f"kept {what}: a scan may still be using it until {volume.deadline.isoformat()}")
+            continue
+        doomed_volumes.append((volume.name, what))
     if dry_run:
-        for _, what in doomed:
+        for _, what in doomed + doomed_volumes:
             click.echo(f"would remove {what}")
         click.echo(f"{len(doomed)} probe container(s) would be removed.", err=True)
+        if doomed_volumes:
+            click.echo(f"{len(doomed_volumes)} package-lists volume(s) would be removed.", err=True)
         return
     removed = set(engine.remove_probes(cid for cid, _ in doomed))
     for cid, what in doomed:
         if cid in removed:
             click.echo(f"removed {what}")
+    gone = set(engine.remove_volumes(name for name, _ in doomed_volumes))  # probes first: they may mount them
+    for name, what in doomed_volumes:
+        click.echo(f"removed {what}" if name in gone else f"kept {what}: in use")
     click.echo(f"Removed {len(removed)} probe container(s)." if removed else "No probe containers left behind.",
                err=True)
+    if doomed_volumes:
+        click.echo(f"Removed {len(gone)} package-lists volume(s).", err=True)

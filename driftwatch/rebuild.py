@@ -54,18 +54,27 @@ class Plan:
     skip: str | None = None
 
 
-def base_images(dockerfile: Path) -> list[str]:
-    """The images named by FROM lines that are not earlier stages (what ``--pull`` fetches)."""
+def base_images(dockerfile: Path, build_args: Mapping[str, str] | None = None) -> list[str]:
+    """The images named by FROM lines that are not earlier stages (what ``--pull`` fetches), with
+    ``ARG`` defaults and build args expanded (``FROM ${BASE}`` names the real image)."""
     stages: set[str] = set()
     bases: list[str] = []
+    args: dict[str, str] = {}
     try:
         text = dockerfile.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     for line in text.splitlines():
+        arg = re.match(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", line, re.IGNORECASE)
+        if arg and not bases and not stages:
+            args[arg.group(1)] = (arg.group(2) or "").strip("\"'")
+            continue
         match = re.match(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
         if match:
-            image, alias = match.group(1), match.group(2)
+            values = {**args, **(build_args or {})}
+            image = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: values.get(m.group(1), m.group(0)),
+                           match.group(1))
+            alias = match.group(2)
             if image.lower() not in stages and image != "scratch" and image not in bases:
                 bases.append(image)
             if alias:
@@ -138,13 +147,18 @@ class Rebuilder:
         assert isinstance(spec, DockerRebuild)
         if self.builder is None:
             return BuildOutcome(None, "", "no Docker engine to build with")
+        dockerfile = spec.context / (spec.dockerfile or "Dockerfile")
+        if not spec.context.is_dir():
+            return BuildOutcome(None, "", f"the build context {spec.context} is not a directory")
+        if not dockerfile.is_file():
+            return BuildOutcome(None, "", f"no Dockerfile at {dockerfile}")
         logger.info("rebuilding %s from %s (pull=%s, no_cache=%s)", plan.reference, spec.context, spec.pull,
                     spec.no_cache)
         outcome = self.builder.build(spec.context, dockerfile=spec.dockerfile, pull=spec.pull, no_cache=spec.no_cache,
                                      target=spec.target, buildargs=spec.build_args, network=spec.network,
                                      labels={"io.driftwatch.rebuild-of": plan.reference[:200]})
         if outcome.error and spec.pull and _looks_like_pull_failure(outcome.error):
-            bases = base_images(spec.context / (spec.dockerfile or "Dockerfile"))
+            bases = base_images(dockerfile, spec.build_args)
             named = ", ".join(bases) or "the base image"
             return BuildOutcome(None, outcome.log_tail, f"pulling {named} failed: {outcome.error} "
                                                       "(no registry reachable? set pull = false for local bases)")

@@ -509,15 +509,17 @@ def _summary(row: dict[str, Any]) -> ImageSummary:
     )
 
 
-def open_store(path: Path | None = None, *, memory: bool = False) -> Store:
+def open_store(path: Path | None = None, *, memory: bool = False, create: bool = True) -> Store:
     """Open (creating when absent) a driftwatch database and bring its schema up to date.
 
     Refuses, without writing anything, a file that is not SQLite or holds another program's tables.
+    With ``create=False`` (read-only commands) a missing file reads as an empty store and nothing is
+    created, so a mistyped --db never leaves a new database behind.
     """
-    if memory:
+    if memory or (not create and path is not None and not path.exists()):
         db = Database(memory=True, execute_plugins=False)
         migrations.apply(db)
-        return Store(db, None)
+        return Store(db, path)
     path = path or default_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -218,3 +218,26 @@ def test_lint_own_dockerfile_is_clean_and_fixture_is_flagged() -> None:
     assert [(f["rule"], f["line"]) for f in doc["findings"]] == [("upgrade-before-changing-steps", 4)]
     missing = run("lint", "/nonexistent/Dockerfile")
     assert missing.exit_code == 2 and missing.output.startswith("Error: ")
+
+
+def test_read_only_commands_never_create_a_database(tmp_path: Path) -> None:
+    typo = tmp_path / "no-such-dir" / "typo.db"
+    for args in (["report"], ["check"], ["show", "x:1"], ["history", "x:1"], ["report", "--format", "json"]):
+        result = run("--db", str(typo), *args)
+        assert result.exit_code in (0, 2), result.output
+    assert not typo.parent.exists()
+
+
+def test_lint_of_binary_stdin_is_one_line_exit_2() -> None:
+    result = CliRunner().invoke(main, ["lint", "-"], input=b"\xff\xfeFROM x\n", catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output == "Error: standard input is not UTF-8 text (byte 0): not a Dockerfile\n"
+
+
+def test_run_checks_the_metrics_path_before_any_work(db: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[images]]\nreference = "app:1"\n')
+    result = run("--db", str(db), "--config", str(cfg), "run", "--metrics", str(tmp_path / "nodir" / "m.prom"))
+    assert result.exit_code == 2
+    assert result.output == (f"Error: --metrics {tmp_path / 'nodir' / 'm.prom'}: the directory {tmp_path / 'nodir'} "
+                             "does not exist or is not writable\n")

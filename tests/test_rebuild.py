@@ -93,3 +93,34 @@ def test_render_body_and_base_images(tmp_path: Path) -> None:
     dockerfile.write_text("FROM --platform=linux/amd64 debian:12 AS build\nFROM build AS app\n"
                           "from gcr.io/distroless/base\nFROM scratch\n")
     assert base_images(dockerfile) == ["debian:12", "gcr.io/distroless/base"]
+    dockerfile.write_text("ARG BASE=debian:12\nARG TAG\nFROM ${BASE} AS app\nFROM app\nFROM $REG/x:${TAG}\n")
+    assert base_images(dockerfile) == ["debian:12", "$REG/x:"]  # a declared ARG without a value is empty
+    assert base_images(dockerfile, {"BASE": "driftwatch/debian:12", "TAG": "1", "REG": "r.io"}) == [
+        "driftwatch/debian:12", "r.io/x:1"]
+
+
+def test_missing_build_context_or_dockerfile_is_a_failed_build_not_a_crash(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from driftwatch.config import DockerRebuild, Settings
+    from driftwatch.rebuild import Plan, Rebuilder
+
+    class NeverBuild:
+        def build(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("the engine must not be asked to build a context that is not there")
+
+        def tag(self, *args: object) -> None:
+            raise AssertionError("nothing is tagged")
+
+    store = open_store(tmp_path / "d.db")
+    rebuilder = Rebuilder(Settings(), store, NeverBuild(), lambda ref: None, None,  # type: ignore[arg-type]
+                          lambda: datetime(2026, 12, 3, tzinfo=timezone.utc))
+    plan = Plan("app:1", DockerRebuild(context=tmp_path / "nowhere"), "requested")
+    (rec,) = rebuilder.run([plan], {})
+    assert (rec.outcome.value, rec.detail) == ("failed", f"build failed: the build context {tmp_path / 'nowhere'} "
+                                                          "is not a directory")
+    (tmp_path / "ctx").mkdir()
+    (rec,) = rebuilder.run([Plan("app:1", DockerRebuild(context=tmp_path / "ctx", dockerfile="Dockerfile.x"),
+                                 "requested")], {})
+    assert rec.detail == f"build failed: no Dockerfile at {tmp_path / 'ctx' / 'Dockerfile.x'}"
+    store.close()
