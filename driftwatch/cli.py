@@ -139,7 +139,7 @@ class _Progress:
     what runs now) under the finished scans' lines; otherwise only the finished scans' lines."""
 
     def __init__(self, *, tty: bool | None = None, lines: bool = True) -> None:
-        self.tty = click.get_text_stream("stderr").isatty() if tty is None else tty
+        self.tty = sys.stderr.isatty() if tty is None else tty
         self.lines = lines  # print a line per finished scan
         self.status = ""
 
@@ -379,8 +379,8 @@ def check(ctx: click.Context, fmt: str) -> None:
         driftwatch check
         driftwatch --config ci.toml check --format json
     """
-    from .report.json import dump
     from .report.interface import breach_text, flat
+    from .report.json import dump
 
     settings = _settings(ctx)
     store = _store(ctx, create=False)
@@ -697,7 +697,7 @@ def lint(ctx: click.Context, dockerfile: str, target: str | None, fmt: str) -> N
     from .report.json import dump
 
     if dockerfile == "-":
-        raw = click.get_binary_stream("stdin").read()
+        raw = sys.stdin.buffer.read()
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:

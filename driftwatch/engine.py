@@ -29,7 +29,7 @@ import requests.exceptions
 import urllib3.exceptions
 from docker.types import LogConfig, Mount
 
-from .errors import EngineError, EngineUnavailable, ImageMissing
+from .errors import DriftwatchError, EngineError, EngineUnavailable, ImageMissing
 from .layers import AptLayer, find_apt_layer
 from .models import (
     BuildOutcome,
@@ -429,16 +429,27 @@ class DockerEngine:
                          len(stdout), len(stderr))
             return RunOutput(exit_code, stdout, stderr, timed_out=timed_out, truncated=cut_out or cut_err,
                              oom_killed=oom_killed)
-        except docker.errors.ImageNotFound as exc:
-            raise ImageMissing(f"image {reference!r} disappeared before its scan ran") from exc
-        except docker.errors.APIError as exc:
-            raise EngineError(f"probe container for {reference!r} failed: {_short(exc)}") from exc
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except docker.errors.DockerException as exc:
+            raise self._translate(exc, reference, "probe container for", "disappeared before its scan ran") from exc
+        except requests.exceptions.RequestException as exc:
             raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
         finally:
-            if container is not None:
-                self._unregister(container)
-                _quietly(lambda: container.remove(force=True, v=True))
+            self._discard(container)
+
+    def _translate(self, exc: docker.errors.DockerException, reference: str, doing: str,
+                   vanished: str) -> DriftwatchError:
+        """One translation of docker-py's errors for container work on an image."""
+        if isinstance(exc, docker.errors.ImageNotFound):
+            return ImageMissing(f"image {reference!r} {vanished}")
+        if isinstance(exc, docker.errors.APIError):
+            return EngineError(f"{doing} {reference!r} failed: {_short(exc)}")
+        return EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}")
+
+    def _discard(self, container: Any) -> None:
+        """Remove a container this process created, with its anonymous volumes; never raises."""
+        if container is not None:
+            self._unregister(container)
+            _quietly(lambda: container.remove(force=True, v=True))
 
     def _labels(self, reference: str, deadline: datetime) -> dict[str, str]:
         """The labels that let clean-up find what this process creates, and decide when it is stale."""
@@ -494,16 +505,12 @@ class DockerEngine:
             )
             self._register(container)
             yield ImageFiles(container, self.host, reference, cap)
-        except docker.errors.ImageNotFound as exc:
-            raise ImageMissing(f"image {reference!r} disappeared before its files were read") from exc
-        except docker.errors.APIError as exc:
-            raise EngineError(f"reading files of {reference!r} failed: {_short(exc)}") from exc
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except docker.errors.DockerException as exc:
+            raise self._translate(exc, reference, "reading files of", "disappeared before its files were read") from exc
+        except requests.exceptions.RequestException as exc:
             raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
         finally:
-            if container is not None:
-                self._unregister(container)
-                _quietly(lambda: container.remove(force=True, v=True))
+            self._discard(container)
 
     # -- shared package-lists volumes -----------------------------------------------------------
     def create_lists_volume(self, fingerprint: str, *, reference: str, deadline: datetime) -> str:

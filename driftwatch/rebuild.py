@@ -72,7 +72,7 @@ def base_images(dockerfile: Path, build_args: Mapping[str, str] | None = None) -
         match = re.match(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
         if match:
             values = {**args, **(build_args or {})}
-            image = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: values.get(m.group(1), m.group(0)),
+            image = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m, v=values: v.get(m.group(1), m.group(0)),
                            match.group(1))
             alias = match.group(2)
             if image.lower() not in stages and image != "scratch" and image not in bases:
