@@ -429,15 +429,12 @@ class DockerEngine:
                          len(stdout), len(stderr))
             return RunOutput(exit_code, stdout, stderr, timed_out=timed_out, truncated=cut_out or cut_err,
                              oom_killed=oom_killed)
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise self._translate(exc, reference, "probe container for", "disappeared before its scan ran") from exc
-        except requests.exceptions.RequestException as exc:
-            raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
         finally:
             self._discard(container)
 
-    def _translate(self, exc: docker.errors.DockerException, reference: str, doing: str,
-                   vanished: str) -> DriftwatchError:
+    def _translate(self, exc: Exception, reference: str, doing: str, vanished: str) -> DriftwatchError:
         """One translation of docker-py's errors for container work on an image."""
         if isinstance(exc, docker.errors.ImageNotFound):
             return ImageMissing(f"image {reference!r} {vanished}")
@@ -505,10 +502,8 @@ class DockerEngine:
             )
             self._register(container)
             yield ImageFiles(container, self.host, reference, cap)
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise self._translate(exc, reference, "reading files of", "disappeared before its files were read") from exc
-        except requests.exceptions.RequestException as exc:
-            raise EngineUnavailable(f"engine at {self.host} stopped answering: {_short(exc)}") from exc
         finally:
             self._discard(container)
 

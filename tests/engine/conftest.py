@@ -114,3 +114,11 @@ def app_context(where: Path, url: str, dockerfile: str) -> Path:
     (where / "Dockerfile").write_text(dockerfile)
     (where / "sources.list").write_text(sources_list(url, DEFAULT_SUITES))
     return where
+
+
+def scan_config(tag: str, *, rebuild_context: Path | None = None, pull: bool = False, extra: str = "") -> str:
+    """A config for one image scanned over the loopback repository, optionally rebuilt from a context."""
+    rebuild = (f'\n[images.rebuild]\ntype = "docker"\ncontext = "{rebuild_context}"\n'
+               f'pull = {str(pull).lower()}\nnetwork = "host"\n') if rebuild_context else ""
+    return (f'[defaults]\nmax_security_pending = 0\n\n[scan]\nnetwork = "host"\ntimeout = 120\n\n'
+            f'[[images]]\nreference = "{tag}"\n{rebuild}{extra}')

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from driftwatch.cli import main
 from driftwatch.engine import DockerEngine
 from driftwatch.store import open_store
-from tests.engine.conftest import BASE, ONLY_1_0, UPGRADING, ImageBuilder, app_context, publish
+from tests.engine.conftest import BASE, ONLY_1_0, UPGRADING, ImageBuilder, app_context, publish, scan_config
 from tests.support.aptrepo import DEFAULT_SUITES
 
 pytestmark = pytest.mark.docker
@@ -21,22 +21,7 @@ BROKEN = UPGRADING + "RUN echo 'the build breaks here' && exit 7\n"
 
 def config(tmp_path: Path, tag: str, ctx: Path, *, pull: bool = False, extra: str = "") -> Path:
     path = tmp_path / f"{ctx.name}.toml"
-    path.write_text(f"""[defaults]
-max_security_pending = 0
-
-[scan]
-network = "host"
-timeout = 120
-
-[[images]]
-reference = "{tag}"
-
-[images.rebuild]
-type = "docker"
-context = "{ctx}"
-pull = {str(pull).lower()}
-network = "host"
-{extra}""")
+    path.write_text(scan_config(tag, rebuild_context=ctx, pull=pull, extra=extra))
     return path
 
 

@@ -14,29 +14,15 @@ from pytest_httpserver import HTTPServer
 from driftwatch.cli import main
 from driftwatch.engine import DockerEngine
 from driftwatch.store import open_store
-from tests.engine.conftest import UPGRADING, ImageBuilder
+from tests.engine.conftest import UPGRADING, ImageBuilder, scan_config
 from tests.engine.test_rebuild import stale_image
 
 pytestmark = pytest.mark.docker
 
 
 def config(path: Path, tag: str, ctx: Path | None) -> None:
-    rebuild = f'\n[images.rebuild]\ntype = "docker"\ncontext = "{ctx}"\npull = false\nnetwork = "host"\n' if ctx else ""
-    path.write_text(f"""[defaults]
-max_security_pending = 0
-
-[scan]
-network = "host"
-timeout = 120
-
-[[images]]
-reference = "{tag}"
-{rebuild}
-[[notify]]
-name = "hook"
-type = "generic"
-url_env = "DW_TEST_HOOK"
-""")
+    notify = '\n[[notify]]\nname = "hook"\ntype = "generic"\nurl_env = "DW_TEST_HOOK"\n'
+    path.write_text(scan_config(tag, rebuild_context=ctx, extra=notify))
 
 
 def run(db: Path, cfg: Path, url: str) -> tuple[int, dict[str, object]]:
