@@ -311,14 +311,18 @@ def test_engine_gone_while_the_probe_runs_then_cleanup(drift_image: str, tmp_pat
     assert probes_of(docker_engine.client, scope) == []
 
 
-def test_killed_scan_leaves_a_probe_that_cleanup_removes(drift_image: str, tmp_path: Path,
+def test_killed_scan_leaves_a_probe_that_cleanup_removes(images: ImageBuilder, tmp_path: Path,
                                                          docker_engine: DockerEngine, no_leftovers: list[str]) -> None:
-    """SIGKILL of a real `driftwatch scan` process mid-probe (no finally runs): its probe is left."""
+    """SIGKILL of a real `driftwatch scan` process mid-probe (no finally runs): its probe is left.
+    The image's apt-get (first on PATH) waits 8 s first, so the kill always lands mid-probe (a probe
+    that finished in the poll's 50 ms was being removed by the killed process's last request)."""
+    slow = images.from_dockerfile("slowapt", f"FROM {BASE}\nRUN printf '#!/bin/sh\\nsleep 8\\nexec /usr/bin/apt-get \"$@\"\\n'"
+                                  " > /usr/local/bin/apt-get && chmod 755 /usr/local/bin/apt-get\n")
     db = tmp_path / "d.db"
     scope = scope_of(db)
     no_leftovers.append(scope)
-    proc = subprocess.Popen([sys.executable, "-m", "driftwatch", "--db", str(db), "scan", "--network", "host",
-                             drift_image], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "driftwatch", "--db", str(db), "scan", "--network", "none",
+                             slow], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not probes_of(docker_engine.client, scope) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
