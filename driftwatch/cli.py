@@ -131,7 +131,12 @@ jobs_option = click.option(
 share_lists_option = click.option(
     "--share-lists/--no-share-lists", default=True, show_default=True,
     help="Refresh the package lists once per group of images with identical apt sources, and scan the "
-         "group with them (--no-share-lists: every image refreshes its own).")
+         "group with them (--no-share-lists: every image refreshes its own and runs its own probe).")
+share_probes_option = click.option(
+    "--share-probes/--no-share-probes", default=True, show_default=True,
+    help="With shared lists, probe once per group of images whose apt state is identical too (same dpkg "
+         "status, pins, machine ID, PATH): the others get that probe's answer after a short probe of their "
+         "own confirms their shell finds the same apt (--no-share-probes: every image is probed).")
 
 
 class _Progress:
@@ -223,7 +228,8 @@ def _describe(result: ScanResult) -> str:
     from .report.interface import safe
 
     if result.status is ScanStatus.OK:
-        return f"ok, {result.pending_total} pending, {result.pending_security} security"
+        shared = f" (same apt state as {safe(result.probe_of)})" if result.probe_of else ""
+        return f"ok, {result.pending_total} pending, {result.pending_security} security{shared}"
     reason = result.reason.value if result.reason else "unknown"
     return safe(f"{result.status.value} ({reason}): {result.detail or ''}".rstrip(": "))
 
@@ -255,10 +261,11 @@ def _record_lost_scan(store: Store, reference: str, exc: EngineUnavailable) -> N
                    "[default: bridge]")
 @jobs_option
 @share_lists_option
+@share_probes_option
 @report_format_option()
 @click.pass_context
 def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: float | None,
-         network: str | None, jobs: int | None, share_lists: bool, fmt: str) -> None:
+         network: str | None, jobs: int | None, share_lists: bool, share_probes: bool, fmt: str) -> None:
     """Scan local IMAGES (or the configured ones) for pending apt updates and record the results.
 
     Each image runs `apt-get update` and `apt list --upgradable` in a throwaway container (entrypoint
@@ -268,7 +275,10 @@ def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: 
 
     Up to --jobs probes run at once. Images whose apt sources are identical (read from the image
     files, without running them) share one refresh of the package lists, mounted read-only into
-    each image's probe. Ctrl-C and SIGTERM remove every running probe; finished scans are stored.
+    each image's probe. Within a group, images whose apt state is identical too (dpkg status, pins,
+    machine ID, PATH: an application layer on a shared base) are probed once; each of the others
+    gets that answer once a short probe of its own shell finds the same apt there. Ctrl-C and
+    SIGTERM remove every running probe; finished scans are stored.
 
     \b
     Example:
@@ -301,7 +311,8 @@ def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: 
                       network=network or settings.scan.network or "bridge", clock=clock.now,
                       security_origins=settings.scan.security_origins)
     progress = _Progress()
-    fleet = Fleet(scanner, engine, jobs=jobs or _default_jobs(), share_lists=share_lists, on_progress=progress.update)
+    fleet = Fleet(scanner, engine, jobs=jobs or _default_jobs(), share_lists=share_lists,
+                  share_probes=share_probes, on_progress=progress.update)
     results = []
     try:
         with _sigterm_as_interrupt(), contextlib.closing(fleet.scan(targets)) as scans:
@@ -527,9 +538,10 @@ def rebuild(ctx: click.Context, images: tuple[str, ...], breached: bool, dry_run
 @click.option("--no-notify", is_flag=True, help="Never send alerts.")
 @jobs_option
 @share_lists_option
+@share_probes_option
 @click.pass_context
 def run_(ctx: click.Context, quiet: bool, as_json: bool, wait: float | None, metrics_path: Path | None,
-         no_rebuild: bool, no_notify: bool, jobs: int | None, share_lists: bool) -> None:
+         no_rebuild: bool, no_notify: bool, jobs: int | None, share_lists: bool, share_probes: bool) -> None:
     """The nightly job: scan the configured images, evaluate, rebuild, re-scan, alert, write metrics.
 
     Safe under cron: one run at a time per database (a second one says who holds the lock, or
@@ -560,7 +572,8 @@ def run_(ctx: click.Context, quiet: bool, as_json: bool, wait: float | None, met
                       network=settings.scan.network or "bridge", clock=clock.now,
                       security_origins=settings.scan.security_origins)
     progress = _Progress(lines=False)  # a terminal gets the progress line; cron gets the summary only
-    fleet = Fleet(scanner, engine, jobs=jobs or _default_jobs(), share_lists=share_lists, on_progress=progress.update)
+    fleet = Fleet(scanner, engine, jobs=jobs or _default_jobs(), share_lists=share_lists,
+                  share_probes=share_probes, on_progress=progress.update)
     nightly = Nightly(settings, store, engine, scanner.scan, clock.now, _post_webhook, scan_all=fleet.scan)
     try:
         with _sigterm_as_interrupt():

@@ -55,8 +55,9 @@ REFERENCE_LABEL = "io.driftwatch.reference"
 MiB = 1024 * 1024
 #: Where apt keeps its package lists; a shared lists volume is mounted here instead of the tmpfs.
 LISTS_DIR = "/var/lib/apt/lists"
-#: Cap on what one image may send through the archive API for its fingerprint (apt's config, keys).
-FILES_CAP = 8 * MiB
+#: Cap on what one image may send through the archive API for its fingerprint (apt's config, keys,
+#: dpkg's status: 86 KB in Ubuntu 24.04's base image, a few MB with a desktop's worth of packages).
+FILES_CAP = 32 * MiB
 
 # -- the least-privilege probe (README, "The probe container") --------------------------------------
 #: Where apt may write; everything else in the probe is read-only, so a scan changes nothing. Found by

@@ -47,6 +47,12 @@ logger = logging.getLogger(__name__)
 APT_ROOT = "/etc/apt"
 FINGERPRINT_PATHS: tuple[str, ...] = (APT_ROOT, "/etc/os-release", "/usr/share/keyrings", "/var/lib/dpkg/arch")
 _IGNORED = ("/etc/apt/preferences", "/etc/apt/preferences.d")
+#: What else decides apt's answer once the lists are in: the installed packages and their states, the
+#: auto-installed marks, the machine ID (phased updates); with the preferences above, the whole
+#: os-release and PATH, these make an image's *apt state*. Images of one group with the same apt state
+#: get the same answer from apt, so one probe answers for all of them (after a short probe of each
+#: confirms what its own shell finds: scanner.Scanner.confirm).
+STATE_PATHS: tuple[str, ...] = ("/var/lib/dpkg/status", "/var/lib/apt/extended_states", "/etc/machine-id")
 #: Environment variables apt reads (an image's ENV is the probe's environment too).
 _APT_ENV = frozenset({"apt_config", "http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"})
 #: Links and signed-by keyrings followed outside the paths above, at most.
@@ -61,10 +67,12 @@ def default_jobs() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """Identical keys mean identical ``apt-get update`` runs. ``os_release`` is the image's own."""
+    """Identical keys mean identical ``apt-get update`` runs; identical keys and states, identical apt
+    answers over those lists. ``os_release`` is the image's own."""
 
     key: str
     os_release: OsRelease | None
+    state: str = ""
 
 
 class FileReader(Protocol):
@@ -138,7 +146,7 @@ def signed_by_paths(text: str) -> list[str]:
     return paths
 
 
-def read_files(reader: FileReader, paths: Sequence[str] = FINGERPRINT_PATHS) -> dict[str, ImageFile]:
+def read_files(reader: FileReader, paths: Sequence[str] = FINGERPRINT_PATHS + STATE_PATHS) -> dict[str, ImageFile]:
     """Every entry under ``paths``, plus what their links and the sources' signed-by keyrings point
     at (up to :data:`MAX_EXTRA_READS` more reads; past that the fingerprint is refused)."""
     entries: dict[str, ImageFile] = {}
@@ -198,12 +206,17 @@ def fingerprint(entries: dict[str, ImageFile], *, os: str, architecture: str, en
     """Hash what decides the lists ``apt-get update`` fetches; None when the image has no apt sources.
 
     Hashed: the platform, the release (ID, VERSION_ID, VERSION_CODENAME), the environment variables apt
-    reads, and every entry read but the os-release files and apt's preferences: path, kind, mode,
-    owner, content or link target (not mtimes: two builds of the same files are the same sources).
+    reads, and every entry read but the os-release files, apt's preferences and the :data:`STATE_PATHS`:
+    path, kind, mode, owner, content or link target (not mtimes: two builds of the same files are the
+    same sources). The state hashes the key, those three, and the image's PATH.
     """
     if not any(_is_sources(p) and e.kind in ("file", "link") for p, e in entries.items()):
         return None
     release = os_release_of(entries)
+    state = hashlib.sha256(b"driftwatch-state/1\0")
+    for var in env:
+        if var.startswith("PATH="):
+            state.update(f"env {var}\0".encode())
     digest = hashlib.sha256(b"driftwatch-lists/1\0")
     digest.update(f"{(os or 'linux').lower()}/{normalize_architecture(architecture)}\0".encode())
     digest.update("\0".join((release.id, release.version_id or "", release.version_codename or "")
@@ -211,12 +224,14 @@ def fingerprint(entries: dict[str, ImageFile], *, os: str, architecture: str, en
     for var in sorted(v for v in env if v.partition("=")[0].lower() in _APT_ENV):
         digest.update(f"env {var}\0".encode())
     for path in sorted(entries):
-        if path in ("/etc/os-release", "/usr/lib/os-release") or _under(path, _IGNORED):
-            continue
         e = entries[path]
-        digest.update(f"{path}\0{e.kind}\0{e.mode:o}\0{e.uid}\0{e.gid}\0{e.target}\0".encode())
-        digest.update(hashlib.sha256(e.data).digest())
-    return Fingerprint(digest.hexdigest(), release)
+        part = state if path in ("/etc/os-release", "/usr/lib/os-release") or _under(path, _IGNORED + STATE_PATHS) \
+            else digest
+        part.update(f"{path}\0{e.kind}\0{e.mode:o}\0{e.uid}\0{e.gid}\0{e.target}\0".encode())
+        part.update(hashlib.sha256(e.data).digest())
+    key = digest.hexdigest()
+    state.update(key.encode())
+    return Fingerprint(key, release, state.hexdigest())
 
 
 def fingerprint_image(engine: FleetEngine, image: ImageIdentity) -> Fingerprint | None:
@@ -248,6 +263,19 @@ class FleetProgress:
 
 
 @dataclass
+class _Probe:
+    """The members of a group with one apt state: the first is probed (``reference``); the others wait
+    for its result, then each is confirmed by a short probe of its own (or, when the first's scan was
+    not OK, ``own``: each is scanned on its own)."""
+
+    reference: str
+    result: ScanResult | None = None
+    signature: str | None = None
+    own: bool = False
+    waiting: list[tuple[str, ImageIdentity]] = field(default_factory=list)
+
+
+@dataclass
 class _Group:
     """Images whose fingerprints match, as they are found. ``state``: waiting (one member so far),
     refreshing, ready (the lists are in ``volume``), failed (each member fails as the refresh did),
@@ -260,6 +288,8 @@ class _Group:
     refresh: Refresh | None = None
     scanning: int = 0  # member scans submitted over the volume and not finished
     scanned: int = 0  # member scans finished over the volume
+    confirmed: int = 0  # of those, results reused from a member with the same apt state
+    probes: dict[str, _Probe] = field(default_factory=dict)  # by apt state
     ready_at: float = 0.0  # time.monotonic() when the lists were ready
 
     @property
@@ -271,20 +301,23 @@ class _Group:
 
 @dataclass
 class _Task:
-    kind: str  # "inspect", "fingerprint", "refresh", "scan"
+    kind: str  # "inspect", "fingerprint", "refresh", "scan", "confirm"
     references: tuple[str, ...]
     group: _Group | None = None
     image: ImageIdentity | None = None
+    state: str | None = None  # a group scan that probes for every member with this apt state
 
 
 @dataclass
 class Fleet:
-    """Scans references with ``jobs`` probes at a time; ``share_lists`` refreshes once per group."""
+    """Scans references with ``jobs`` probes at a time; ``share_lists`` refreshes once per group;
+    ``share_probes`` (with ``share_lists``) probes once per apt state within a group."""
 
     scanner: Scanner
     engine: FleetEngine
     jobs: int = 1
     share_lists: bool = True
+    share_probes: bool = True
     on_progress: Callable[[FleetProgress], None] | None = None
     poll: float = 0.25
     _running: dict[int, str] = field(default_factory=dict, init=False, repr=False)
@@ -344,6 +377,7 @@ class _Run:
                                           thread_name_prefix="driftwatch-read")
         self.pending: dict[Future[Any], _Task] = {}
         self.groups: dict[str, _Group] = {}
+        self.states: dict[str, str] = {}  # image ID -> apt state
         self.images: dict[str, ImageIdentity | None] = {}
         self.fingerprinting = 0  # fingerprint tasks not finished
         self.reading = 0  # distinct images fingerprinted in all
@@ -358,6 +392,8 @@ class _Run:
             f"{task.references[0]} (lists for {len(task.references)} images)")
         if task.kind == "scan":
             logger.info("scanning %s%s", label, " over shared lists" if kwargs.get("lists") else "")
+        elif task.kind == "confirm":
+            logger.info("confirming %s has the apt state of %s", label, args[2].reference)
 
         def run() -> Any:
             with self.fleet._doing(label):
@@ -396,7 +432,7 @@ class _Run:
     def lost(self, exc: BaseException, task: _Task) -> ScansLost:
         """The engine went away: the scans in progress (not those still queued) are lost."""
         running = [t for f, t in self.pending.items() if f.running()]
-        in_flight = [r for t in [task, *running] if t.kind in ("refresh", "scan") for r in t.references]
+        in_flight = [r for t in [task, *running] if t.kind in ("refresh", "scan", "confirm") for r in t.references]
         return ScansLost(str(exc), list(dict.fromkeys(in_flight)))
 
     # -- the run -------------------------------------------------------------------------------
@@ -413,6 +449,13 @@ class _Run:
             elif task.kind == "refresh":
                 assert task.group is not None
                 yield from self.refreshed(task.group, result)
+            elif task.kind == "confirm":
+                yield from self.confirmed(task, result)
+            elif task.group is not None:  # a member's scan over its group's lists
+                scanned, signature = result
+                if task.state is not None:
+                    self.probed(task.group, task.state, scanned, signature)
+                yield self.finished(scanned, task)
             else:
                 yield self.finished(result, task)
 
@@ -453,6 +496,7 @@ class _Run:
                 self.scan_alone(ref)
         else:
             group = self.groups.setdefault(fp.key, _Group(fp.key))
+            self.states[image.image_id] = fp.state
             joined = [(ref, identity, fp.os_release) for ref, identity in twins]
             group.members += joined
             if group.state == "waiting" and len(group.members) >= 2:
@@ -514,14 +558,65 @@ class _Run:
             return
         for ref, image, osr in members:
             if group.state == "ready":
-                group.scanning += 1
-                self.submit(_Task("scan", (ref,), group), self.scanner.scan, ref, image=image, lists=refresh.lists)
+                self.scan_member(group, ref, image)
             elif group.state == "failed":
                 failure = self.scanner.refresh_failure(refresh, ref, image, osr)
                 assert failure is not None
                 yield self.finished(failure, None)
             else:
                 self.scan_alone(ref)
+
+    def scan_member(self, group: _Group, ref: str, image: ImageIdentity) -> None:
+        """Scan a member over its group's lists: the first of its apt state is probed; the others wait
+        for that result and are confirmed (:meth:`Scanner.confirm`), or scanned when it was not OK."""
+        key = self.states.get(image.image_id) if self.fleet.share_probes else None
+        probe = group.probes.get(key) if key is not None else None
+        if key is not None and probe is None:
+            group.probes[key] = _Probe(ref)
+            self.submit_scan(group, ref, image, state=key)
+        elif probe is None or probe.own:
+            self.submit_scan(group, ref, image)
+        elif probe.result is None:
+            probe.waiting.append((ref, image))
+        else:
+            self.submit_confirm(group, ref, image, probe)
+
+    def submit_scan(self, group: _Group, ref: str, image: ImageIdentity, state: str | None = None) -> None:
+        assert group.refresh is not None
+        group.scanning += 1
+        self.submit(_Task("scan", (ref,), group, image, state), self.scanner.probe, ref, image=image,
+                    lists=group.refresh.lists)
+
+    def submit_confirm(self, group: _Group, ref: str, image: ImageIdentity, probe: _Probe) -> None:
+        assert probe.result is not None and probe.signature is not None
+        group.scanning += 1
+        self.submit(_Task("confirm", (ref,), group, image), self.scanner.confirm, ref, image, probe.result,
+                    probe.signature)
+
+    def probed(self, group: _Group, key: str, result: ScanResult, signature: str | None) -> None:
+        """The first member of an apt state is scanned: confirm the others against it, or, when its
+        scan was not OK, scan each of them (a timeout or a broken shell may be that image's alone)."""
+        probe = group.probes[key]
+        waiting, probe.waiting = probe.waiting, []
+        if result.status is ScanStatus.OK and signature is not None:
+            probe.result, probe.signature = result, signature
+            for ref, image in waiting:
+                self.submit_confirm(group, ref, image, probe)
+        else:
+            probe.own = True
+            for ref, image in waiting:
+                self.submit_scan(group, ref, image)
+
+    def confirmed(self, task: _Task, result: ScanResult | None) -> Iterator[ScanResult]:
+        group, image, ref = task.group, task.image, task.references[0]
+        assert group is not None and image is not None
+        if result is not None:
+            group.confirmed += 1
+            yield self.finished(result, task)
+            return
+        logger.info("%s: its own shell finds another apt state than its twin's; scanned on its own", ref)
+        self.submit_scan(group, ref, image)
+        group.scanning -= 1  # the confirmation is over; the scan just submitted keeps the lists
 
     def finished(self, result: ScanResult, task: _Task | None) -> ScanResult:
         self.done += 1
@@ -543,7 +638,9 @@ class _Run:
             if group.scanned:
                 took = time.monotonic() - group.ready_at
                 logger.info("%d image(s) of %s scanned over its shared lists in %.1f s after the refresh "
-                            "(%.2f s per image)", group.scanned, group.label, took, took / group.scanned)
+                            "(%.2f s per image; %d probed, %d confirmed to share a probed image's apt state)",
+                            group.scanned, group.label, took, took / group.scanned, group.scanned - group.confirmed,
+                            group.confirmed)
 
     def _remove(self, volumes: list[str]) -> None:
         try:

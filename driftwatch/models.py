@@ -180,6 +180,7 @@ class ScanResult:
     stderr_tail: str | None = None
     warnings: tuple[str, ...] = field(default=())
     release_eol: date | None = None  # set when the image's release is past its end of life
+    probe_of: str | None = None  # the reference whose probe gave this result (same apt inputs); None: its own
 
     @property
     def pending_total(self) -> int | None:

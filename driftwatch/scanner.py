@@ -41,8 +41,13 @@ STDERR_TAIL_LINES = 20
 # cache and the ordering): 0.8 s instead of 1.5 s on Debian 12, 1.3 s instead of 3.1 s on Ubuntu 24.04,
 # byte-identical lists on both. It downloads nothing, checks no free space and takes no lock
 # (Debug::NoLocking); it only creates /var/cache/apt/archives/partial in the probe's tmpfs.
-# The policy steps (origin metadata for classify.py) run only when something is upgradable; the
-# package names come from the list step's own output (NAME:ARCH, never evaluated by the shell).
+# That upgrade run and the policy steps (origin metadata for classify.py) run only when something is
+# upgradable: with nothing upgradable nothing can be kept back or phased, and an up-to-date image
+# skips the costliest step (0.8 s Debian, 1.3 s Ubuntu). The package names come from the list
+# step's own output (NAME:ARCH, never evaluated by the shell).
+# `apt-get update` fetches no Translation files (Acquire::Languages=none): they carry descriptions
+# only, which nothing here reads, and they are a third of the download (Debian 12: 5.4 -> 3.9 s,
+# Ubuntu 24.04: 10.5 -> 7.7 s for a cold refresh here).
 # The script is three parts: the head (os-release, tools), the refresh, and the listing. A scan
 # with shared lists (fleet.py) runs the head and the listing over lists another probe refreshed;
 # that refresh probe runs the head and the refresh, then builds apt's source cache into the lists.
@@ -64,8 +69,10 @@ tools() {{ for t in apt-get apt dpkg apk dnf microdnf yum zypper; do command -v 
 step os-release osrel
 step tools tools
 if ! command -v apt-get >/dev/null 2>&1; then printf '\n%s end\n' "$N"; exit 0; fi
+aptstate() {{ apt-get --version | head -n 1; for t in apt apt-cache apt-mark sed; do command -v "$t"; done; ls -A /var/lib/dpkg/updates; true; }}
+step state aptstate
 """
-_UPDATE = r"""step update apt-get update -o APT::Update::Error-Mode=any
+_UPDATE = r"""step update apt-get update -o APT::Update::Error-Mode=any -o Acquire::Languages=none
 if [ "$rc" != 0 ]; then printf '\n%s end\n' "$N"; exit 0; fi
 C="-o Dir::Cache::pkgcache=/var/cache/apt/pkgcache.bin"
 """
@@ -84,12 +91,17 @@ _REFRESH = r"""step srccache apt-cache gencaches -o Dir::Cache::srcpkgcache={lis
 printf '\n%s end\n' "$N"
 rm -rf "$T"
 """
+# A probe that checks an image has the same apt state as one already scanned (fleet.py): the head
+# only, no apt run, no lists.
+_CONFIRM = r"""printf '\n%s end\n' "$N"
+rm -rf "$T"
+"""
 _LIST = r"""step list apt list --upgradable $C
 cp "$T/out" "$T/list" 2>/dev/null || : >"$T/list"
 step holds apt-mark showhold $C
-step sim apt-get --print-uris -o Debug::NoLocking=1 upgrade $C
 names=$(sed -n 's|^\([^/ ]*\)/[^ ]* [^ ]* \([^ ]*\) \[upgradable from: [^]]*\]$|\1:\2|p' "$T/list" 2>/dev/null)
 if [ -n "$names" ]; then
+  step sim apt-get --print-uris -o Debug::NoLocking=1 upgrade $C
   step policy-files apt-cache policy $C
   set -f
   step policy apt-cache policy $names $C
@@ -120,9 +132,23 @@ def build_script(nonce: str, *, shared_lists: bool = False) -> str:
     return (_HEAD + middle + _LIST).format(nonce=nonce)
 
 
+def build_confirm_script(nonce: str) -> str:
+    """The head alone: os-release, tools and apt's state, to compare with a scanned image's (fleet.py)."""
+    return (_HEAD + _CONFIRM).format(nonce=nonce)
+
+
 def build_refresh_script(nonce: str) -> str:
     """A group's one refresh: the scan's own head and ``apt-get update``, then apt's source cache."""
     return (_HEAD + _UPDATE + _REFRESH).format(nonce=nonce, lists=LISTS_DIR, srccache=SRCPKGCACHE)
+
+
+def head_signature(steps: dict[str, Step]) -> str | None:
+    """The head steps' output (os-release, tools, apt state), for comparing two images; None when any
+    of them is missing or failed."""
+    head = [steps.get(name) for name in ("os-release", "tools", "state")]
+    if any(step is None or step.rc != 0 for step in head):
+        return None
+    return "\0".join(step.stdout for step in head if step is not None)
 
 
 def split_sections(stdout: str, nonce: str) -> tuple[dict[str, Step], bool]:
@@ -213,30 +239,61 @@ class Scanner:
         ``lists``: package lists refreshed for this image's group (:meth:`refresh`): mounted
         read-only, and the image runs no ``apt-get update`` of its own.
         """
+        return self.probe(reference, image=image, lists=lists)[0]
+
+    def probe(self, reference: str, *, image: ImageIdentity | None = None,
+              lists: SharedLists | None = None) -> tuple[ScanResult, str | None]:
+        """:meth:`scan`, with the image's head signature (its os-release, tools and apt state as its
+        own shell printed them) when the scan is OK: :meth:`confirm` compares another image's with it."""
         started = self.clock()
         if image is None:
             try:
                 image = self.engine.inspect_image(reference)
             except ImageMissing as exc:
                 return ScanResult(reference, ScanStatus.FAILED, started, self.clock(),
-                                  reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect")
+                                  reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect"), None
         if mismatch := platform_mismatch(image, self.engine.platform()):
             return ScanResult(reference, ScanStatus.UNSUPPORTED, started, self.clock(), image=image,
-                              reason=Reason.WRONG_ARCHITECTURE, detail=mismatch, step="platform")
+                              reason=Reason.WRONG_ARCHITECTURE, detail=mismatch, step="platform"), None
         nonce = self.nonce()
         shared: dict[str, Any] = {"lists_volume": lists.volume} if lists is not None else {}
+        # Over shared lists the probe downloads nothing: no network at all (and no veth and bridge
+        # setup for the engine: 0.44 -> 0.37 s a container here).
+        network = "none" if lists is not None else self.network
         try:
             output = self.engine.run_probe(image.image_id, build_script(nonce, shared_lists=lists is not None),
-                                           timeout=self.timeout, network=self.network, env=PROBE_ENV,
+                                           timeout=self.timeout, network=network, env=PROBE_ENV,
                                            reference=reference, **shared)
         except ProbeStartError as exc:
-            return self._start_failed(reference, image, started, str(exc))
+            return self._start_failed(reference, image, started, str(exc)), None
         except ImageMissing as exc:
             return ScanResult(reference, ScanStatus.FAILED, started, self.clock(), image=image,
-                              reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect")
-        return interpret(reference, image, output, nonce, started, self.clock(),
-                         security_origins=self.security_origins,
-                         shared_update=lists.update if lists is not None else None)
+                              reason=Reason.IMAGE_MISSING, detail=str(exc), step="inspect"), None
+        result = interpret(reference, image, output, nonce, started, self.clock(),
+                           security_origins=self.security_origins,
+                           shared_update=lists.update if lists is not None else None)
+        ok = result.status is ScanStatus.OK
+        return result, head_signature(split_sections(output.stdout, nonce)[0]) if ok else None
+
+    def confirm(self, reference: str, image: ImageIdentity, model: ScanResult, signature: str) -> ScanResult | None:
+        """``model``'s result for ``image``, when the image's own shell prints the same head signature
+        (os-release, tools, apt version, dpkg journal) as the image ``model`` scanned; the caller has
+        already found their apt inputs identical (fleet.py). None when anything differs or the short
+        probe did not run cleanly: then the image needs a scan of its own. No network, no lists."""
+        started = self.clock()
+        nonce = self.nonce()
+        try:
+            output = self.engine.run_probe(image.image_id, build_confirm_script(nonce), timeout=self.timeout,
+                                           network="none", env=PROBE_ENV, reference=reference)
+        except (ProbeStartError, ImageMissing):
+            return None  # its own scan says why
+        if output.timed_out or output.oom_killed or output.truncated or output.exit_code != 0:
+            return None
+        steps, ended = split_sections(output.stdout, nonce)
+        if not ended or head_signature(steps) != signature:
+            return None
+        return replace(model, reference=reference, image=image, started_at=started, finished_at=self.clock(),
+                       probe_of=model.reference)
 
     def refresh(self, image: ImageIdentity, volume: str) -> Refresh:
         """Refresh a group's package lists once, into ``volume``, in one of its images (``image``):
@@ -381,7 +438,7 @@ def interpret(
     sim = steps.get("sim")
     simulation = aptparse.parse_simulation(sim.stdout) if sim is not None and sim.rc == 0 else None
     warnings = outcome.warnings + (("apt-get upgrade --print-uris failed; kept-back and phased flags unknown",)
-                                   if simulation is None else ())
+                                   if simulation is None and parsed.updates else ())
     annotated = aptparse.annotate(parsed.updates, holds, simulation)
     rules = classify.SecurityRules.build(security_origins, os_release)
     updates, notes = classify.classify_updates(annotated, files_text=_ok_stdout(steps.get("policy-files")),

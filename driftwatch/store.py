@@ -166,6 +166,12 @@ def m006_actionable(db: Database) -> None:
     db.execute("UPDATE scans SET actionable_security = pending_security, actionable_total = pending_total")
 
 
+@migrations()
+def m007_probe_of(db: Database) -> None:
+    """Which image's probe a scan reused, when its apt inputs were identical (fleet.py)."""
+    db.table("scans").add_column("probe_of", str)
+
+
 def default_path() -> Path:
     """``$DRIFTWATCH_DB``, else ``$XDG_DATA_HOME/driftwatch/driftwatch.db`` (~/.local/share)."""
     if env := os.environ.get("DRIFTWATCH_DB"):
@@ -241,6 +247,7 @@ class Store:
             "actionable_total": result.actionable[1] if result.actionable else None,
             "driftwatch_version": __version__,
             "release_eol": result.release_eol.isoformat() if result.release_eol else None,
+            "probe_of": result.probe_of,
         }
         scan_id = self._insert("scans", row)
         update_rows = [
@@ -393,6 +400,7 @@ class Store:
             exit_code=row["exit_code"], stderr_tail=row["stderr_tail"],
             warnings=tuple(json.loads(row["warnings"] or "[]")),
             release_eol=date.fromisoformat(row["release_eol"]) if row["release_eol"] else None,
+            probe_of=row.get("probe_of"),
         )
 
     # -- notification outbox -------------------------------------------------------------------------

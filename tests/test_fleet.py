@@ -176,6 +176,8 @@ class Img:
     image_id: str = ""
     extra: tuple[ImageFile, ...] = ()
     os_file: str = "debian-12"
+    tools: str = "apt-get\napt\ndpkg\n"  # what its own shell finds
+    timeout: bool = False  # its scans over shared lists are killed at the timeout
 
 
 @dataclass
@@ -243,8 +245,12 @@ class FakeEngine:
 
     def run_probe(self, image_id: str, script: str, *, timeout: float, network: str, env: Mapping[str, str],
                   reference: str, lists_volume: str | None = None, lists_writable: bool = False) -> RunOutput:
-        kind = "refresh" if "step srccache" in script else ("alone" if "step update" in script else "shared")
+        kind = "refresh" if "step srccache" in script else ("alone" if "step update" in script else
+                                                            "shared" if "step list" in script else "confirm")
+        if kind == "confirm":
+            assert lists_volume is None and network == "none"
         if kind == "shared":
+            assert network == "none"
             assert SRCPKGCACHE in script and lists_volume is not None and not lists_writable
         with self._lock:
             if self._stopped:
@@ -272,7 +278,15 @@ class FakeEngine:
         if img.apt == "noapt":
             steps["tools"] = ("dpkg\n", "", 0)
             return RunOutput(0, frame(nonce, steps), "")
-        steps["tools"] = ("apt-get\napt\ndpkg\n", "", 0)
+        steps["tools"] = (img.tools, "", 0)
+        if "apt-get" not in img.tools:
+            return RunOutput(0, frame(nonce, steps), "")
+        steps["state"] = ("apt 2.6.1 (amd64)\n/usr/bin/apt\n/usr/bin/apt-cache\n/usr/bin/apt-mark\n/usr/bin/sed\n",
+                          "", 0)
+        if kind == "confirm":
+            return RunOutput(0, frame(nonce, steps), "")
+        if kind == "shared" and img.timeout:
+            return RunOutput(137, frame(nonce, steps), "", timed_out=True)
         if kind in ("alone", "refresh"):
             steps["update"] = capture(img.apt, "update")
             if steps["update"][2] != 0 or (kind == "alone" and "W: " in steps["update"][1]):
@@ -313,7 +327,16 @@ def test_one_refresh_per_group_then_read_only_scans_identical_to_per_image() -> 
     kinds = sorted((k, ref) for k, ref, _, _ in engine.probes)
     assert [k for k, _ in kinds].count("refresh") == 2  # debian (3 images), ubuntu (2 images)
     assert [ref for k, ref in kinds if k == "alone"] == ["lonely/ubuntu:1"]  # no twin
-    assert sorted(ref for k, ref in kinds if k == "shared") == sorted(r for r in FLEET if r != "lonely/ubuntu:1")
+    # debian/a, b, c have one apt state, ubuntu/a and b another: one probe each, the others confirmed
+    probed = sorted(ref for k, ref in kinds if k == "shared")
+    assert [r.split("/")[0] for r in probed] == ["debian", "ubuntu"]
+    assert sorted(ref for k, ref in kinds if k == "confirm") == sorted(
+        r for r in FLEET if r not in probed and r != "lonely/ubuntu:1")
+    for ref in FLEET:
+        twin = shared[ref].probe_of
+        assert (twin is None) == (ref in probed or ref == "lonely/ubuntu:1"), ref
+        assert twin is None or (twin in probed and twin.split("/")[0] == ref.split("/")[0]), ref
+        assert shared[ref].image is not None and shared[ref].image.reference == ref
     volumes = {vol for k, _, vol, _ in engine.probes if k == "refresh"}
     assert len(volumes) == 2 and sorted(engine.removed) == sorted(engine.created) == sorted(volumes)
     assert shared["absent:1"].reason is Reason.IMAGE_MISSING
@@ -324,6 +347,67 @@ def test_one_refresh_per_group_then_read_only_scans_identical_to_per_image() -> 
     for ref in refs:
         assert outcome(shared[ref]) == outcome(alone[ref]), ref
     assert shared["debian/a:1"].pending_total == 12 and shared["ubuntu/b:1"].pending_total == 67
+
+
+def test_without_shared_probes_every_member_is_probed_over_the_lists() -> None:
+    engine = FakeEngine({k: dataclasses.replace(v) for k, v in FLEET.items()})
+    results = {r.reference: r for r in Fleet(scanner(engine), engine, jobs=2, share_probes=False).scan(list(FLEET))}
+    assert sorted(ref for k, ref, _, _ in engine.probes if k == "shared") == sorted(
+        r for r in FLEET if r != "lonely/ubuntu:1")
+    assert all(r.probe_of is None for r in results.values())
+
+
+def status_file(text: str) -> ImageFile:
+    return ImageFile("/var/lib/dpkg/status", "file", 0o644, 0, 0, text.encode())
+
+
+def test_another_dpkg_status_or_machine_id_is_another_apt_state() -> None:
+    base = print_of(ArchiveReader("debian-12", extra=(status_file("Package: a\nStatus: install ok installed\n"),)))
+    assert base is not None
+    same_lists_other_state = {
+        "dpkg status": ArchiveReader("debian-12", extra=(status_file("Package: b\nStatus: install ok installed\n"),)),
+        "a hold": ArchiveReader("debian-12", extra=(status_file("Package: a\nStatus: hold ok installed\n"),)),
+        "machine id": ArchiveReader("debian-12", extra=(
+            status_file("Package: a\nStatus: install ok installed\n"),
+            text("/etc/machine-id", "0123456789abcdef0123456789abcdef\n"))),
+        "a pin": ArchiveReader("debian-12", extra=(
+            status_file("Package: a\nStatus: install ok installed\n"),
+            text("/etc/apt/preferences.d/pin", "Package: *\nPin: origin x\n"))),
+        "PATH": ArchiveReader("debian-12", env=("PATH=/opt/bin",), extra=(
+            status_file("Package: a\nStatus: install ok installed\n"),)),
+    }
+    for why, reader in same_lists_other_state.items():
+        other = print_of(reader)
+        assert other is not None and other.key == base.key and other.state != base.state, why
+    app = ArchiveReader("debian-12", env=("LANG=C.UTF-8", "APP_VERSION=2"), extra=(
+        status_file("Package: a\nStatus: install ok installed\n"),))
+    assert print_of(app) == base  # an application's own ENV is not apt's business
+
+
+def test_members_whose_shell_finds_another_apt_are_scanned_on_their_own() -> None:
+    """Same files where fingerprints look, but a later layer deleted apt: the short probe of the image's
+    own shell sees it, and the image gets the scan it would have had alone."""
+    images = {"base/a:1": Img(), "base/b:1": Img(), "stripped/c:1": Img(tools="dpkg\n")}
+    engine = FakeEngine(images)
+    results = {r.reference: r for r in Fleet(scanner(engine), engine, jobs=1).scan(list(images))}
+    kinds = [(k, ref) for k, ref, _, _ in engine.probes]
+    assert [k for k, _ in kinds].count("shared") == 2 and [k for k, _ in kinds].count("confirm") == 2
+    assert (results["stripped/c:1"].status, results["stripped/c:1"].reason) == (
+        ScanStatus.UNSUPPORTED, Reason.NO_SHELL_OR_PACKAGE_MANAGER)
+    assert results["stripped/c:1"].probe_of is None
+    ok = [r for r in results.values() if r.status is ScanStatus.OK]
+    assert len(ok) == 2 and sorted(r.probe_of is None for r in ok) == [False, True]
+
+
+def test_a_probe_that_fails_shares_nothing() -> None:
+    """A timeout may be that image's own trouble: its twins are scanned, not failed with it."""
+    images = {"slow/a:1": Img(timeout=True), "fine/b:1": Img(), "fine/c:1": Img()}
+    engine = FakeEngine(images)
+    results = {r.reference: r for r in Fleet(scanner(engine), engine, jobs=1).scan(list(images))}
+    assert [k for k, _, _, _ in engine.probes].count("confirm") == 0  # the first probed is slow/a:1
+    assert results["slow/a:1"].reason is Reason.TIMEOUT
+    assert [results[r].status for r in ("fine/b:1", "fine/c:1")] == [ScanStatus.OK, ScanStatus.OK]
+    assert all(r.probe_of is None for r in results.values())
 
 
 def test_a_failed_refresh_fails_each_image_as_its_own_refresh_would() -> None:
@@ -346,7 +430,8 @@ def test_an_image_fingerprinted_after_its_groups_refresh_joins_it(apt: str) -> N
     (or fails as the refresh did), and the volume goes only once nobody can join any more."""
     images = {r: Img(apt=apt) for r in ("early/a:1", "early/b:1", "late/c:1")}
     engine = FakeEngine(images, slow_files={"late/c:1": 0.4})
-    results = {r.reference: r for r in Fleet(scanner(engine), engine, jobs=2, poll=0.01).scan(list(images))}
+    results = {r.reference: r for r in Fleet(scanner(engine), engine, jobs=2, poll=0.01,
+                                                 share_probes=False).scan(list(images))}
     refreshes = [ref for kind, ref, _, _ in engine.probes if kind == "refresh"]
     assert len(refreshes) == 1 and refreshes[0].startswith("early/")
     assert len(engine.created) == 1 and engine.removed == engine.created

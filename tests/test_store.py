@@ -43,6 +43,15 @@ def test_round_trip(store: Store) -> None:
     assert got.finished_at == T0 + timedelta(seconds=5)
 
 
+def test_a_shared_probe_is_recorded_with_the_image_it_came_from(store: Store) -> None:
+    import dataclasses
+
+    store.save_scan(dataclasses.replace(ok_scan("app-b:1"), probe_of="app:1"))
+    store.save_scan(ok_scan("app:1"))
+    assert store.latest_scan("app-b:1")[1].probe_of == "app:1"
+    assert store.latest_scan("app:1")[1].probe_of is None
+
+
 def test_latest_orders_failed_then_security_then_total(store: Store) -> None:
     store.save_scan(ok_scan("quiet:1", updates=()))
     store.save_scan(ok_scan("noisy:1", updates=(UPDATES[1],)))

@@ -38,6 +38,7 @@ class JsonFormat:
             "scanned_at": scan.finished_at.isoformat(),
             "pending_security": scan.pending_security,
             "pending_total": scan.pending_total,
+            "probe_of": scan.probe_of,
             "updates": [
                 {"package": u.package, "arch": u.arch, "installed": u.installed, "candidate": u.candidate,
                  "suites": list(u.suites), "security": u.security, "held": u.held, "kept_back": u.kept_back,

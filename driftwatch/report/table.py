@@ -62,7 +62,8 @@ class TableFormat:
         head = f"{safe(scan.reference)} ({image}, {safe(osl)}) scanned {stamp(scan.finished_at)}: {scan.status.value}"
         if scan.status is not ScanStatus.OK:
             return f"{head} ({scan.reason.value if scan.reason else '?'})\n  {safe(scan.detail or '')}\n"
-        head += f", {scan.pending_total} pending, {scan.pending_security} security\n"
+        head += f", {scan.pending_total} pending, {scan.pending_security} security"
+        head += f" (same apt state as {safe(scan.probe_of)}: its probe's answer)\n" if scan.probe_of else "\n"
         if not scan.updates:
             return head
         rows = []

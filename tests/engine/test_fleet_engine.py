@@ -90,7 +90,10 @@ def test_shared_lists_give_exactly_the_per_image_results(docker_engine: DockerEn
     assert len(refreshes) == 2  # one per group, in whichever of its images was fingerprinted first
     assert {ref in (drift_image, *drift_variants) for ref, _ in refreshes} == {True, False}
     by_volume = {vol: sorted(ref for ref, v, rw in shared_engine.probes if v == vol and not rw) for _, vol in refreshes}
-    assert sorted(by_volume.values()) == sorted([sorted([drift_image, *drift_variants]), sorted([BASE, twin])])
+    # BASE and its twin tag are one image, so one apt state: one probed over the lists, the other confirmed
+    probed_base = next(ref for ref in (BASE, twin) if shared[ref].probe_of is None)
+    assert sorted(by_volume.values()) == sorted([sorted([drift_image, *drift_variants]), [probed_base]])
+    assert shared[twin if probed_base == BASE else BASE].probe_of == probed_base
     assert all(vol is None for _, vol, _ in alone_engine.probes) and len(alone_engine.probes) == len(refs)
 
     for ref in refs:
@@ -102,6 +105,35 @@ def test_shared_lists_give_exactly_the_per_image_results(docker_engine: DockerEn
     assert {(u.package, u.candidate) for u in shared[newer].updates} == {("demo-b", "2.0")}
     assert {(u.package, u.held) for u in shared[held].updates} == {("demo-a", False), ("demo-b", True)}
     assert shared[BASE].pending_total == shared[twin].pending_total
+
+
+def test_one_probe_per_apt_state_gives_exactly_the_per_image_results(
+        docker_engine: DockerEngine, images: ImageBuilder, drift_image: str, drift_variants: list[str]) -> None:
+    """Application layers that leave apt's state alone (files, ENV) share the drift image's probe; a
+    layer that deletes apt-get, or one that installs a package, does not. Same results as per image."""
+    app_a = images.from_dockerfile("app-a", f"FROM {drift_image}\nRUN echo a > /app\nENV APP_VERSION=1\n")
+    app_b = images.from_dockerfile("app-b", f"FROM {drift_image}\nCOPY --from={BASE} /etc/hostname /app\n")
+    stripped = images.from_dockerfile("stripped", f"FROM {drift_image}\nRUN rm /usr/bin/apt-get\n")
+    refs = [drift_image, app_a, app_b, stripped, drift_variants[0]]
+    engine = Recording(docker_engine)
+    shared = {r.reference: r for r in Fleet(Scanner(engine, network="host", timeout=300), engine,  # type: ignore[arg-type]
+                                            jobs=2).scan(refs)}  # type: ignore[arg-type]
+    alone = {r.reference: r for r in Fleet(Scanner(docker_engine, network="host", timeout=300), docker_engine,
+                                           jobs=2, share_lists=False).scan(refs)}
+    for ref in refs:
+        assert everything(shared[ref]) == everything(alone[ref]), ref
+    same_state = (drift_image, app_a, app_b, stripped)
+    first = next(ref for ref, vol, rw in engine.probes if vol is not None and not rw and ref in same_state)
+    confirmed = {ref: shared[ref].probe_of for ref in refs if shared[ref].probe_of is not None}
+    assert set(confirmed) | set(confirmed.values()) <= {drift_image, app_a, app_b}
+    if first != stripped:  # (a stripped image probed first shares nothing: its scan is not OK)
+        assert len(confirmed) == 2 and set(confirmed.values()) == {first}
+    assert (shared[stripped].status, shared[stripped].reason) == (ScanStatus.UNSUPPORTED,
+                                                                   Reason.NO_SHELL_OR_PACKAGE_MANAGER)
+    over_lists = [ref for ref, vol, rw in engine.probes if vol is not None and not rw]
+    assert sorted(over_lists) == sorted(set(refs) - set(confirmed))
+    assert {(u.package, u.candidate, u.security) for u in shared[app_b].updates} == {
+        ("demo-a", "1.1", True), ("demo-b", "2.0", False)}
 
 
 def test_a_failed_group_refresh_fails_each_image_like_its_own(images: ImageBuilder,
