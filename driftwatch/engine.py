@@ -272,6 +272,7 @@ class DockerEngine:
             history_known=layer is not None,
             apt_layer_created=layer.created if layer else None,
             apt_layer_command=layer.command if layer else None,
+            base_layer=next(iter((attrs.get("RootFS") or {}).get("Layers") or ()), None),
         )
 
     def platform(self) -> Platform:

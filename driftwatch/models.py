@@ -62,6 +62,9 @@ class ImageIdentity:
     history_known: bool = False  # False when the engine's history could not be read
     apt_layer_created: datetime | None = None  # newest layer that upgraded/installed packages
     apt_layer_command: str | None = None
+    #: The first layer of the image's root filesystem: images that share it most likely share their
+    #: release (fleet.py schedules by it). Not part of the identity: equality ignores it.
+    base_layer: str | None = field(default=None, compare=False)
 
     @property
     def short_id(self) -> str:

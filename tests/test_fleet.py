@@ -31,6 +31,7 @@ from driftwatch.fleet import (
     Fleet,
     FleetProgress,
     ScansLost,
+    by_base_layer,
     default_jobs,
     fingerprint,
     fingerprint_image,
@@ -178,6 +179,7 @@ class Img:
     os_file: str = "debian-12"
     tools: str = "apt-get\napt\ndpkg\n"  # what its own shell finds
     timeout: bool = False  # its scans over shared lists are killed at the timeout
+    base_layer: str | None = None
 
 
 @dataclass
@@ -196,6 +198,7 @@ class FakeEngine:
     allowed: int = 0
     peak: int = 0
     writing: dict[str, int] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)  # "read REF" when its files were read, "KIND REF" per probe
     _now: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopped: bool = False
@@ -208,7 +211,8 @@ class FakeEngine:
     def inspect_image(self, reference: str) -> ImageIdentity:
         if reference not in self.images:
             raise ImageMissing(f"image {reference!r} is not present in the local engine (driftwatch never pulls)")
-        return ImageIdentity(reference, self.images[reference].image_id, (reference,), architecture="amd64")
+        return ImageIdentity(reference, self.images[reference].image_id, (reference,), architecture="amd64",
+                             base_layer=self.images[reference].base_layer)
 
     def platform(self) -> Platform:
         return Platform("linux", "amd64", frozenset())
@@ -221,6 +225,7 @@ class FakeEngine:
         img = self._img(image_id)
         time.sleep(self.slow_files.get(reference, 0.0))
         yield ArchiveReader(img.files, extra=img.extra)
+        self.events.append(f"read {reference}")
 
     def create_lists_volume(self, fingerprint: str, *, reference: str, deadline: datetime) -> str:
         assert deadline > datetime.now(timezone.utc)
@@ -256,6 +261,7 @@ class FakeEngine:
             if self._stopped:
                 raise EngineUnavailable("stopped")
             self.probes.append((kind, reference, lists_volume, lists_writable))
+            self.events.append(f"{kind} {reference}")
             self._now += 1
             self.peak = max(self.peak, self._now)
             if lists_writable:
@@ -410,6 +416,26 @@ def test_a_probe_that_fails_shares_nothing() -> None:
     assert all(r.probe_of is None for r in results.values())
 
 
+def test_reads_take_turns_across_base_layers() -> None:
+    images = [ImageIdentity(f"{base}/{i}:1", f"sha256:{base}{i}", base_layer=base) for base in "ab" for i in range(3)]
+    images.append(ImageIdentity("unknown:1", "sha256:u"))
+    assert [i.reference for i in by_base_layer(images)] == [
+        "a/0:1", "b/0:1", "unknown:1", "a/1:1", "b/1:1", "a/2:1", "b/2:1"]
+
+
+def test_a_group_refresh_starts_when_its_first_image_is_read_if_another_shares_its_base_layer() -> None:
+    images = {"first:1": Img(base_layer="sha256:l1"), "second:1": Img(base_layer="sha256:l1")}
+    engine = FakeEngine(images, slow_files={"second:1": 0.5})
+    results = list(Fleet(scanner(engine), engine, jobs=2, poll=0.01).scan(list(images)))
+    assert engine.events.index("refresh first:1") < engine.events.index("read second:1")
+    assert [k for k, _, _, _ in engine.probes].count("refresh") == 1
+    assert [r.status for r in results] == [ScanStatus.OK, ScanStatus.OK]
+    without = FakeEngine({r: dataclasses.replace(i, base_layer=None) for r, i in images.items()},
+                         slow_files={"second:1": 0.5})
+    list(Fleet(scanner(without), without, jobs=2, poll=0.01).scan(list(images)))
+    assert without.events.index("read second:1") < without.events.index("refresh first:1")
+
+
 def test_a_failed_refresh_fails_each_image_as_its_own_refresh_would() -> None:
     images = {r: Img(apt="debian12-unresolvable-mirror") for r in ("down/a:1", "down/b:1")}
     engine = FakeEngine(images)
@@ -486,13 +512,14 @@ def test_an_interrupt_stops_the_probes_cancels_the_queue_and_removes_the_volumes
     engine = FakeEngine({k: dataclasses.replace(v) for k, v in FLEET.items()}, block=threading.Event())
 
     def interrupt(progress: FleetProgress) -> None:
-        if progress.phase == "scanning" and len(progress.running) == 2:
+        if progress.phase == "scanning" and len(progress.running) == 3:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         for _ in Fleet(scanner(engine), engine, jobs=2, on_progress=interrupt, poll=0.01).scan(list(FLEET)):
             pytest.fail("no scan can have finished")
-    assert [k for k, _, _, _ in engine.probes] == ["refresh", "refresh"]  # the queued scan never ran
+    # the two refreshes (beside the probes) and the lonely image's own scan hung; nothing over lists ran
+    assert sorted(k for k, _, _, _ in engine.probes) == ["alone", "refresh", "refresh"]
     assert engine.stops >= 1 and engine.allowed == 1
     assert sorted(engine.removed) == sorted(engine.created) and len(engine.created) == 2
 
