@@ -1,20 +1,28 @@
 """driftwatch's parallel, shared-lists scan against the naive loop, on the same images in one run.
 
-    python3 benchmarks/scan_speed.py                 # 6 images per release, --jobs as driftwatch's default
-    python3 benchmarks/scan_speed.py --per-release 3 --jobs 4
+    python3 benchmarks/scan_speed.py                 # both fleets, 6 images per release
+    python3 benchmarks/scan_speed.py --fleet distinct --per-release 3 --jobs 4
 
 Needs a Docker engine and the base images `driftwatch/debian:12` and `driftwatch/ubuntu:24.04`
 (`scripts/base-images.sh`), and the live Debian and Ubuntu archives. Nothing is pulled.
 
-1. Builds PER_RELEASE images from each base, each with a trivial distinct layer, labelled
-   `io.driftwatch.test=1` (removed at the end, whatever happens).
-2. Times driftwatch: `driftwatch scan --jobs N` over all of them, as a child process on a temporary
-   database, with its peak memory (ru_maxrss of the child, from os.wait4).
-3. Times the naive loop: `docker run --rm --entrypoint sh IMAGE -c 'apt-get update && apt list
-   --upgradable'`, one image after another.
-4. Per release, times driftwatch on 1 image and on all PER_RELEASE images of that release: the
+Two fleets of PER_RELEASE images from each base, labelled `io.driftwatch.test=1` and removed at the end
+whatever happens:
+
+- distinct: each image installs a package of its own (a tiny .deb built with dpkg-deb in the build),
+  so no two images have the same dpkg status and every image gets a full probe of its own;
+- shared: each image adds a file only (an application layer), so the images of a release share their
+  apt state, and driftwatch probes one and confirms the others with a short probe each.
+
+For each fleet:
+1. Times driftwatch: `driftwatch scan --jobs N` over all of its images, as a child process on a
+   temporary database, with its peak memory (ru_maxrss of the child, from os.wait4).
+2. Per release, times driftwatch on 1 image and on all PER_RELEASE images of that release: the
    difference divided by PER_RELEASE - 1 is the cost of each further image of a release whose lists
-   are already refreshed (with -v, driftwatch logs its refresh time, printed too).
+   are refreshed (with -v, driftwatch logs its refresh time, printed too).
+Then times the naive loop on the distinct fleet: `docker run --rm --entrypoint sh IMAGE -c 'apt-get
+update && apt list --upgradable'`, one image after another (its cost is the download: the same for
+either fleet).
 
 driftwatch runs first, so any cache between here and the archives is warmed by driftwatch, not for it.
 """
@@ -52,8 +60,15 @@ def docker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
     return subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True, check=False)
 
 
-def build(base: str, tag: str, n: int) -> None:
-    dockerfile = f"FROM {base}\nRUN echo {n} > /driftwatch-bench\n"
+#: A layer that installs a package of the image's own: a distinct dpkg status for each image.
+OWN_PACKAGE = ("RUN mkdir -p /tmp/p/DEBIAN && printf 'Package: bench-app-{n}\\nVersion: 1.0\\nArchitecture: all\\n"
+               "Maintainer: bench <bench@example.org>\\nDescription: benchmark app {n}\\n' > /tmp/p/DEBIAN/control "
+               "&& dpkg-deb -b /tmp/p /tmp/p.deb >/dev/null && dpkg -i /tmp/p.deb >/dev/null && rm -rf /tmp/p /tmp/p.deb\n")
+FLEETS = {"distinct": OWN_PACKAGE, "shared": "RUN echo {n} > /driftwatch-bench\n"}
+
+
+def build(base: str, tag: str, n: int, fleet: str) -> None:
+    dockerfile = f"FROM {base}\n" + FLEETS[fleet].format(n=n)
     done = docker("build", "-q", "--label", TEST_LABEL, "-t", tag, "-", stdin=dockerfile)
     if done.returncode != 0:
         raise SystemExit(f"building {tag} failed: {done.stderr.strip()}")
@@ -93,14 +108,56 @@ def refresh_times(stderr: str) -> list[str]:
 
 def shared_times(stderr: str) -> list[str]:
     """driftwatch's -v lines on the scans over shared lists: '6 image(s) of debian 12, 6 images scanned over
-    its shared lists in 7.1 s after the refresh (1.18 s per image)'."""
-    return re.findall(r"\d+ image\(s\) of .+? scanned over its shared lists in .+? per image\)", stderr)
+    its shared lists in 7.1 s after the refresh (1.18 s per image; 6 probed, 0 confirmed ...)'."""
+    return re.findall(r"\d+ image\(s\) of .+? scanned over its shared lists in .+? per image[^)]*\)", stderr)
+
+
+def measure(name: str, built: dict[str, list[str]], jobs: int | None, tmp: Path) -> tuple[Run, dict[str, tuple[Run, Run]]]:
+    """driftwatch on the whole fleet, then per release on 1 image and on all of them."""
+    everything = [t for tags in built.values() for t in tags]
+    full = driftwatch(tmp / f"{name}-all.db", everything, jobs)
+    if full.exit_code not in (0, 1):
+        raise SystemExit(f"driftwatch scan exited {full.exit_code}:\n{full.stderr[-2000:]}")
+    per_release = {}
+    for release, tags in built.items():
+        one = driftwatch(tmp / f"{name}-{release.split()[0]}-1.db", tags[:1], jobs)
+        many = driftwatch(tmp / f"{name}-{release.split()[0]}-n.db", tags, jobs)
+        per_release[release] = (one, many)
+    return full, per_release
+
+
+def report(name: str, built: dict[str, list[str]], full: Run, per_release: dict[str, tuple[Run, Run]],
+           total_naive: float, n: int) -> float:
+    everything = [t for tags in built.values() for t in tags]
+    print()
+    print(f"== fleet '{name}' ({'each image has a dpkg status of its own' if name == 'distinct' else 'the images of a release share their apt state'})")
+    print(f"driftwatch scan, {len(everything)} images: {full.seconds:.1f} s (peak memory {full.max_rss_mb:.0f} MB)")
+    for line in re.findall(r"apt sources of \d+ image\(s\) read in [\d.]+ s", full.stderr):
+        print(f"  {line}")
+    for line in refresh_times(full.stderr):
+        print(f"  lists for {line}")
+    for line in shared_times(full.stderr):
+        print(f"  {line}")
+    ratio = total_naive / full.seconds
+    print(f"ratio against the naive loop: {ratio:.1f}x faster (target >= 5x: {'met' if ratio >= 5 else 'MISSED'})")
+    print(f"per release, driftwatch on 1 image, then on all {n}:")
+    for release, (one, many) in per_release.items():
+        further = (many.seconds - one.seconds) / (n - 1)
+        print(f"  {release}: 1 image {one.seconds:.1f} s, {n} images {many.seconds:.1f} s -> "
+              f"{further:.2f} s per further image (target <= 1.0 s: {'met' if further <= 1.0 else 'MISSED'})")
+        for line in refresh_times(many.stderr):
+            print(f"    lists for {line}")
+        for line in shared_times(many.stderr):
+            print(f"    {line}")
+    return max([full.max_rss_mb] + [r.max_rss_mb for pair in per_release.values() for r in pair])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-release", type=int, default=6, help="images built from each base (default 6)")
     parser.add_argument("--jobs", type=int, default=None, help="driftwatch --jobs (default: driftwatch's own)")
+    parser.add_argument("--fleet", choices=["distinct", "shared", "both"], default="both",
+                        help="which fleet(s) to measure (default both); the naive loop runs on the first")
     opts = parser.parse_args()
     n = opts.per_release
     if n < 2:
@@ -108,63 +165,40 @@ def main() -> None:
     for base in RELEASES.values():
         if docker("image", "inspect", base).returncode != 0:
             raise SystemExit(f"{base} is missing: run scripts/base-images.sh")
+    fleets = ["distinct", "shared"] if opts.fleet == "both" else [opts.fleet]
     run_id = uuid.uuid4().hex[:8]
-    built: dict[str, list[str]] = {name: [] for name in RELEASES}
+    built: dict[str, dict[str, list[str]]] = {f: {name: [] for name in RELEASES} for f in fleets}
     cpus = os.cpu_count() or 1
     print(f"engine: Docker {docker('version', '--format', '{{.Server.Version}}').stdout.strip()}, {cpus} CPUs; "
           f"driftwatch --jobs {opts.jobs or 'default (' + str(min(4, cpus)) + ')'}")
     try:
         began = time.perf_counter()
-        for name, base in RELEASES.items():
-            for i in range(n):
-                tag = f"driftwatch-bench/{name.split()[0]}-{i}:{run_id}"
-                build(base, tag, i)
-                built[name].append(tag)
-        everything = [t for tags in built.values() for t in tags]
-        print(f"built {len(everything)} images ({n} per release) in {time.perf_counter() - began:.1f} s")
+        for fleet in fleets:
+            for name, base in RELEASES.items():
+                for i in range(n):
+                    tag = f"driftwatch-bench/{fleet}-{name.split()[0]}-{i}:{run_id}"
+                    build(base, tag, i, fleet)
+                    built[fleet][name].append(tag)
+        print(f"built {sum(len(t) for f in built.values() for t in f.values())} images ({n} per release and fleet) "
+              f"in {time.perf_counter() - began:.1f} s")
 
         with tempfile.TemporaryDirectory() as tmp:
-            full = driftwatch(Path(tmp) / "all.db", everything, opts.jobs)
-            if full.exit_code not in (0, 1):
-                raise SystemExit(f"driftwatch scan exited {full.exit_code}:\n{full.stderr[-2000:]}")
-            per_release = {}
-            for name, tags in built.items():
-                one = driftwatch(Path(tmp) / f"{name.split()[0]}-1.db", tags[:1], opts.jobs)
-                many = driftwatch(Path(tmp) / f"{name.split()[0]}-n.db", tags, opts.jobs)
-                per_release[name] = (one, many)
-        loop = naive(everything)
+            results = {fleet: measure(fleet, built[fleet], opts.jobs, Path(tmp)) for fleet in fleets}
+        first = [t for tags in built[fleets[0]].values() for t in tags]
+        loop = naive(first)
 
         total_naive = sum(loop)
         print()
-        print(f"naive loop, {len(everything)} images one after another: {total_naive:.1f} s")
-        for name, tags in built.items():
-            own = [t for img, t in zip(everything, loop, strict=True) if img in tags]
+        print(f"naive loop, {len(first)} images of fleet '{fleets[0]}' one after another: {total_naive:.1f} s")
+        for name, tags in built[fleets[0]].items():
+            own = [t for img, t in zip(first, loop, strict=True) if img in tags]
             print(f"  {name}: {sum(own) / len(own):.1f} s per image (min {min(own):.1f}, max {max(own):.1f})")
-        print(f"driftwatch scan, same {len(everything)} images: {full.seconds:.1f} s "
-              f"(peak memory {full.max_rss_mb:.0f} MB)")
-        for line in re.findall(r"apt sources of \d+ image\(s\) read in [\d.]+ s", full.stderr):
-            print(f"  {line}")
-        for line in refresh_times(full.stderr):
-            print(f"  lists for {line}")
-        for line in shared_times(full.stderr):
-            print(f"  {line}")
-        ratio = total_naive / full.seconds
-        print(f"ratio: {ratio:.1f}x faster (target >= 5x: {'met' if ratio >= 5 else 'MISSED'})")
+        peak = max(report(fleet, built[fleet], *results[fleet], total_naive, n) for fleet in fleets)
         print()
-        print(f"per release, driftwatch on 1 image, then on all {n}:")
-        for name, (one, many) in per_release.items():
-            further = (many.seconds - one.seconds) / (n - 1)
-            print(f"  {name}: 1 image {one.seconds:.1f} s, {n} images {many.seconds:.1f} s -> "
-                  f"{further:.2f} s per further image (target <= 1.0 s: {'met' if further <= 1.0 else 'MISSED'})")
-            for line in refresh_times(many.stderr):
-                print(f"    lists for {line}")
-            for line in shared_times(many.stderr):
-                print(f"    {line}")
-        peak = max([full.max_rss_mb] + [r.max_rss_mb for pair in per_release.values() for r in pair])
         print(f"peak memory of the driftwatch process (ru_maxrss), all runs: {peak:.0f} MB "
               f"(target < 150 MB: {'met' if peak < 150 else 'MISSED'})")
     finally:
-        tags = [t for ts in built.values() for t in ts]
+        tags = [t for f in built.values() for ts in f.values() for t in ts]
         if tags:
             docker("rmi", "-f", *tags)
 

@@ -568,6 +568,6 @@ def test_no_progress_line_when_not_a_terminal(capsys: pytest.CaptureFixture[str]
 
 def test_readme_documents_jobs_and_shared_lists() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    for needle in ("--jobs", "DRIFTWATCH_JOBS", "--no-share-lists", "## Performance", "benchmarks/scan_speed.py",
+    for needle in ("--jobs", "DRIFTWATCH_JOBS", "--no-share-lists", "--no-share-probes", "## Performance", "benchmarks/scan_speed.py",
                    "benchmarks/report_speed.py"):
         assert needle in readme, needle
