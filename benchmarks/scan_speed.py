@@ -63,7 +63,8 @@ def docker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 #: A layer that installs a package of the image's own: a distinct dpkg status for each image.
 OWN_PACKAGE = ("RUN mkdir -p /tmp/p/DEBIAN && printf 'Package: bench-app-{n}\\nVersion: 1.0\\nArchitecture: all\\n"
                "Maintainer: bench <bench@example.org>\\nDescription: benchmark app {n}\\n' > /tmp/p/DEBIAN/control "
-               "&& dpkg-deb -b /tmp/p /tmp/p.deb >/dev/null && dpkg -i /tmp/p.deb >/dev/null && rm -rf /tmp/p /tmp/p.deb\n")
+               "&& dpkg-deb -b /tmp/p /tmp/p.deb >/dev/null && dpkg -i /tmp/p.deb >/dev/null "
+               "&& rm -rf /tmp/p /tmp/p.deb\n")
 FLEETS = {"distinct": OWN_PACKAGE, "shared": "RUN echo {n} > /driftwatch-bench\n"}
 
 
@@ -112,7 +113,8 @@ def shared_times(stderr: str) -> list[str]:
     return re.findall(r"\d+ image\(s\) of .+? scanned over its shared lists in .+? per image[^)]*\)", stderr)
 
 
-def measure(name: str, built: dict[str, list[str]], jobs: int | None, tmp: Path) -> tuple[Run, dict[str, tuple[Run, Run]]]:
+def measure(name: str, built: dict[str, list[str]], jobs: int | None, tmp: Path
+            ) -> tuple[Run, dict[str, tuple[Run, Run]]]:
     """driftwatch on the whole fleet, then per release on 1 image and on all of them."""
     everything = [t for tags in built.values() for t in tags]
     full = driftwatch(tmp / f"{name}-all.db", everything, jobs)
@@ -130,7 +132,9 @@ def report(name: str, built: dict[str, list[str]], full: Run, per_release: dict[
            total_naive: float, n: int) -> float:
     everything = [t for tags in built.values() for t in tags]
     print()
-    print(f"== fleet '{name}' ({'each image has a dpkg status of its own' if name == 'distinct' else 'the images of a release share their apt state'})")
+    what = ("each image has a dpkg status of its own" if name == "distinct"
+            else "the images of a release share their apt state")
+    print(f"== fleet '{name}' ({what})")
     print(f"driftwatch scan, {len(everything)} images: {full.seconds:.1f} s (peak memory {full.max_rss_mb:.0f} MB)")
     for line in re.findall(r"apt sources of \d+ image\(s\) read in [\d.]+ s", full.stderr):
         print(f"  {line}")

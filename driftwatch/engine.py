@@ -136,7 +136,8 @@ def parse_engine_time(text: str | None) -> datetime | None:
     if match is None or match.group(1).startswith("0001-"):
         return None
     whole, frac, zone = match.groups()
-    stamp = datetime.fromisoformat(f"{whole}.{(frac or '0')[:6].ljust(6, '0')}{'+00:00' if zone in (None, 'Z') else zone}")
+    offset = "+00:00" if zone in (None, "Z") else zone
+    stamp = datetime.fromisoformat(f"{whole}.{(frac or '0')[:6].ljust(6, '0')}{offset}")
     return stamp.astimezone(timezone.utc)
 
 
@@ -231,7 +232,8 @@ class DockerEngine:
             self.client.ping()
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(
-                f"no Docker engine answers at {host} ({_short(exc)}); start one (in a driftwatch checkout: scripts/engine.sh up) "
+                f"no Docker engine answers at {host} ({_short(exc)}); start one "
+                "(in a driftwatch checkout: scripts/engine.sh up) "
                 "or point DOCKER_HOST at one, e.g. DOCKER_HOST=unix:///run/docker.sock"
             ) from exc
         except requests.exceptions.RequestException as exc:
@@ -252,7 +254,8 @@ class DockerEngine:
         try:
             image = self.client.images.get(reference)
         except docker.errors.ImageNotFound as exc:
-            raise ImageMissing(f"image {reference!r} is not present in the local engine (driftwatch never pulls)") from exc
+            raise ImageMissing(f"image {reference!r} is not present in the local engine "
+                               "(driftwatch never pulls)") from exc
         except docker.errors.APIError as exc:
             if exc.status_code in (400, 404):
                 raise ImageMissing(f"image {reference!r}: {exc.explanation or exc}") from exc

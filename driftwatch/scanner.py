@@ -65,11 +65,16 @@ step() {{
   return $rc
 }}
 osrel() {{ cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release; }}
-tools() {{ for t in apt-get apt dpkg apk dnf microdnf yum zypper; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; true; }}
+tools() {{
+  for t in apt-get apt dpkg apk dnf microdnf yum zypper; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; true
+}}
 step os-release osrel
 step tools tools
 if ! command -v apt-get >/dev/null 2>&1; then printf '\n%s end\n' "$N"; exit 0; fi
-aptstate() {{ apt-get --version | head -n 1; for t in apt apt-cache apt-mark sed; do command -v "$t"; done; ls -A /var/lib/dpkg/updates; true; }}
+aptstate() {{
+  apt-get --version | head -n 1; for t in apt apt-cache apt-mark sed; do command -v "$t"; done
+  ls -A /var/lib/dpkg/updates; true
+}}
 step state aptstate
 """
 _UPDATE = r"""step update apt-get update -o APT::Update::Error-Mode=any -o Acquire::Languages=none
@@ -344,7 +349,8 @@ class Scanner:
                               detail="no shell: /bin/sh cannot be run in this image", step="start",
                               stderr_tail=_tail(message))
         return ScanResult(reference, ScanStatus.FAILED, started, finished, image=image,
-                          reason=Reason.CONTAINER_ERROR, detail=message.strip().splitlines()[-1] if message.strip() else "container did not start",
+                          reason=Reason.CONTAINER_ERROR,
+                          detail=message.strip().splitlines()[-1] if message.strip() else "container did not start",
                           step="start", stderr_tail=_tail(message))
 
 
@@ -411,7 +417,8 @@ def interpret(
     tools = steps["tools"].stdout.split()
     if "apt-get" not in tools:
         others = [t for t in tools if t not in ("apt", "dpkg")]
-        detail = "no apt-get in this image" + (f"; found {', '.join(others)}" if others else "; no package manager found")
+        found = f"; found {', '.join(others)}" if others else "; no package manager found"
+        detail = "no apt-get in this image" + found
         return result(ScanStatus.UNSUPPORTED, Reason.NO_SHELL_OR_PACKAGE_MANAGER, detail, "tools")
 
     update = shared_update if shared_update is not None else steps.get("update")
