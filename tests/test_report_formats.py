@@ -85,6 +85,22 @@ def test_csv_and_markdown(store: Store) -> None:
     assert md[4].startswith("| evil\\<script\\>:1 |")
 
 
+def test_csv_cells_from_images_cannot_run_as_formulas_or_escape_the_terminal(store: Store) -> None:
+    from dataclasses import replace
+
+    from driftwatch.models import OsRelease
+
+    hostile = {"=cmd|' /C calc'!A0": "12", "@SUM(1+1)": "\x1b]0;pwned\x07", "\tx": "1", "debian": "-2+3"}
+    for n, (os_id, version) in enumerate(hostile.items()):
+        store.save_scan(replace(ok_scan(f"h{n}:1", T0, ()), os_release=OsRelease(os_id, version)))
+    table = {r["reference"]: r for r in csv.DictReader(io.StringIO(rendered(store, ReportFormat.CSV)))}
+    assert table["h0:1"]["os"] == "'=cmd|' /C calc'!A0 12"
+    assert table["h1:1"]["os"] == "'@SUM(1+1) ?]0;pwned?"
+    assert table["h2:1"]["os"] == "'?x 1"
+    assert table["h3:1"]["os"] == "debian -2+3"  # only a cell's first character can start a formula
+    assert table["h3:1"]["pending_total"] == "0"
+
+
 def test_history_points(store: Store) -> None:
     populate(store)
     points = store.history("web:2")
