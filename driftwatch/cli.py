@@ -23,9 +23,9 @@ import click
 
 from . import __version__, clock, policy
 from .config import DockerRebuild, Settings, load
-from .errors import ConfigError, DriftwatchError, EngineUnavailable, StoreError
+from .errors import ConfigError, DriftwatchError, StoreError
 from .lock import RunLock
-from .models import Assessment, Reason, RebuildResult, ScanResult, ScanStatus
+from .models import Assessment, RebuildResult, ScanResult, ScanStatus
 from .report import DetailFormat, ReportFormat
 from .store import Store, default_path, open_store
 
@@ -240,17 +240,6 @@ def _safe_ref(reference: str) -> str:
     return safe(reference)
 
 
-def _record_lost_scan(store: Store, reference: str, exc: EngineUnavailable) -> None:
-    """The engine went away during a scan: record that scan as failed (never as its last good state)."""
-    now = clock.now()
-    lost = ScanResult(reference, ScanStatus.FAILED, now, now, reason=Reason.CONTAINER_ERROR, step="engine",
-                      detail=f"the engine stopped answering during the scan: {exc}")
-    try:
-        store.save_scan(lost)
-    except StoreError as store_exc:
-        logger.warning("could not record the interrupted scan of %s: %s", reference, store_exc)
-
-
 @main.command()
 @click.argument("images", nargs=-1)
 @click.option("--all", "all_local", is_flag=True, help="Scan every tagged local image.")
@@ -322,8 +311,11 @@ def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: 
                 progress.result(f"{_safe_ref(result.reference)}: {_describe(result)}")
     except ScansLost as exc:
         progress.finish()
-        for reference in exc.references:
-            _record_lost_scan(store, reference, exc)  # the finished scans are stored already
+        for lost in exc.results(clock.now()):  # the finished scans are stored already
+            try:
+                store.save_scan(lost)
+            except StoreError as store_exc:
+                logger.warning("could not record the interrupted scan of %s: %s", lost.reference, store_exc)
         raise
     except KeyboardInterrupt:
         progress.finish()

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from . import aptparse
 from .engine import normalize_architecture
 from .errors import DriftwatchError, EngineUnavailable, ImageMissing
-from .models import ImageFile, ImageIdentity, OsRelease, Platform, ScanResult, ScanStatus
+from .models import ImageFile, ImageIdentity, OsRelease, Platform, Reason, ScanResult, ScanStatus
 from .scanner import Refresh, Scanner, platform_mismatch
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,11 @@ class ScansLost(EngineUnavailable):
     def __init__(self, message: str, references: Sequence[str]) -> None:
         super().__init__(message)
         self.references = tuple(references)
+
+    def results(self, now: datetime) -> list[ScanResult]:
+        """What to record for each lost scan: failed (never its last good state), step ``engine``."""
+        return [ScanResult(ref, ScanStatus.FAILED, now, now, reason=Reason.CONTAINER_ERROR, step="engine",
+                           detail=f"the engine stopped answering during the scan: {self}") for ref in self.references]
 
 
 # -- fingerprints ------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from . import metrics, policy
 from .config import Settings
+from .errors import StoreError
+from .fleet import ScansLost
 from .models import Assessment, ProbeVolume, RebuildRecord, RebuildResult, ScanResult, ScanStatus, VerdictState
 from .rebuild import Builder, Rebuilder
 from .report.interface import breach_text
@@ -112,11 +114,19 @@ class Nightly:
             logger.warning("removed %d package-lists volume(s) left by an earlier run", summary.volumes_removed)
         targets = self.settings.select(self.engine.local_tags() if self.settings.has_patterns else [])
         scan_all = self.scan_all or (lambda refs: (self.scan(r) for r in refs))
-        with contextlib.closing(scan_all(targets)) as results:
-            for result in results:  # stored on this thread as each finishes
-                self.store.save_scan(result)
-                summary.scans.append(result)
-                logger.info("%s: %s", result.reference, result.status.value)
+        try:
+            with contextlib.closing(scan_all(targets)) as results:
+                for result in results:  # stored on this thread as each finishes
+                    self.store.save_scan(result)
+                    summary.scans.append(result)
+                    logger.info("%s: %s", result.reference, result.status.value)
+        except ScansLost as lost:  # recorded failed, as `driftwatch scan` records them; the run stops
+            for result in lost.results(self.clock()):
+                try:
+                    self.store.save_scan(result)
+                except StoreError as exc:
+                    logger.warning("could not record the interrupted scan of %s: %s", result.reference, exc)
+            raise
         rows = policy.assess(self.store.latest(targets), self.settings, self.clock())
         if rebuild:
             summary.rebuilds = self._rebuild(rows)

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from driftwatch import engine as engine_module
 from driftwatch.cli import main
 from driftwatch.engine import DEADLINE_LABEL, OUTPUT_CAP, PROBE_LABEL, SCOPE_LABEL, DockerEngine, MiB
-from driftwatch.models import Reason, ScanStatus
+from driftwatch.models import Reason, ScanResult, ScanStatus
 from driftwatch.scanner import Scanner
 from driftwatch.store import open_store
 from tests.engine.conftest import BASE, TEST_LABEL, ImageBuilder
@@ -279,6 +279,33 @@ def test_engine_gone_between_inspect_and_run(images: ImageBuilder, drift_image: 
     lost = store.latest_scan(second)[1]
     assert (lost.status, lost.reason, lost.step) == (ScanStatus.FAILED, Reason.CONTAINER_ERROR, "engine")
     assert lost.detail is not None and lost.detail.startswith("the engine stopped answering during the scan: ")
+    store.close()
+
+
+def test_engine_gone_during_the_nightly_run_records_the_lost_scan(images: ImageBuilder, drift_image: str,
+                                                                  tmp_path: Path, no_leftovers: list[str]) -> None:
+    """`driftwatch run` too: the scan the engine took with it is recorded failed, never left at its last
+    good state; the run stops with one Error line and exit 4 (nothing is evaluated on half the fleet)."""
+    second = images.from_dockerfile("second-run", f"FROM {drift_image}\n")
+    db, cfg = tmp_path / "d.db", tmp_path / "c.toml"
+    cfg.write_text(f'[scan]\nnetwork = "host"\ntimeout = 120\n\n[[images]]\nreference = "{drift_image}"\n\n'
+                   f'[[images]]\nreference = "{second}"\n')
+    no_leftovers.append(scope_of(db))
+    store = open_store(db)
+    store.save_scan(ScanResult(second, ScanStatus.OK, datetime.now(timezone.utc) - timedelta(days=1),
+                               datetime.now(timezone.utc) - timedelta(days=1)))  # yesterday: clean
+    store.close()
+    with EngineProxy(tmp_path / "engine.sock", stop_on=b"/containers/create", nth=2) as proxy:
+        result = CliRunner().invoke(main, ["--db", str(db), "--config", str(cfg), "run", "--jobs", "1",
+                                           "--no-share-lists", "--no-rebuild", "--no-notify"],
+                                    env={"DOCKER_HOST": proxy.url}, catch_exceptions=False)
+    assert result.exit_code == 4, result.output
+    assert result.output.splitlines()[-1].startswith(f"Error: engine at {proxy.url} stopped answering: ")
+    assert "Traceback" not in result.output
+    store = open_store(db)
+    assert store.latest_scan(drift_image)[1].pending_total == 2
+    lost = store.latest_scan(second)[1]
+    assert (lost.status, lost.reason, lost.step) == (ScanStatus.FAILED, Reason.CONTAINER_ERROR, "engine")
     store.close()
 
 
