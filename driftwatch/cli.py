@@ -610,6 +610,8 @@ def notify_group() -> None:
     Example:
         SLACK_WEBHOOK_URL=https://hooks.slack.com/services/... driftwatch notify test ops-slack
         driftwatch notify send
+        driftwatch notify dead
+        driftwatch notify requeue --all
     """
 
 
@@ -644,6 +646,51 @@ def notify_test(ctx: click.Context, target: str | None) -> None:
                    f"{result.target}: failed: {result.detail}")
     if not all(r.delivered for r in results):
         ctx.exit(EXIT_OPERATIONAL)
+
+
+@notify_group.command("dead")
+@click.pass_context
+def notify_dead(ctx: click.Context) -> None:
+    """List the dead-lettered alerts: given up on after their target's max_attempts, oldest first.
+
+    Each line: its ID, what and for whom, the target, the attempts, when it died and its last
+    (redacted) error. `driftwatch notify requeue` queues them again.
+    """
+    from .report.interface import safe
+
+    dead = _store(ctx, create=False).dead_letters()
+    for d in dead:
+        click.echo(safe(f"#{d.id} {d.kind} alert for {d.reference} to {d.target}: {d.attempts} attempt(s), "
+                        f"dead since {d.dead_at.isoformat(timespec='seconds') if d.dead_at else '?'}: "
+                        f"{d.last_error or 'no error recorded'}"))
+    if not dead:
+        click.echo("no dead-lettered alerts")
+
+
+@notify_group.command("requeue")
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1), metavar="[ID]...")
+@click.option("--all", "everything", is_flag=True, help="Requeue every dead-lettered alert.")
+@click.pass_context
+def notify_requeue(ctx: click.Context, ids: tuple[int, ...], everything: bool) -> None:
+    """Queue dead-lettered alerts (by ID, from `driftwatch notify dead`, or --all) again, with a new
+    set of attempts: the next `driftwatch notify send` or `driftwatch run` delivers them.
+
+    Fix the cause first (the webhook variable, the target's URL). All or nothing: an ID that is not
+    a dead letter is an error (exit 2) and nothing is requeued.
+
+    \b
+    Example:
+        driftwatch notify requeue 12 14
+        driftwatch notify requeue --all && driftwatch notify send
+    """
+    if bool(ids) == everything:
+        raise click.UsageError("name the alerts to requeue (IDs from `driftwatch notify dead`) or give --all")
+    store = _store(ctx, create=False)
+    _lock(ctx, "notify requeue")
+    requeued = store.requeue(None if everything else ids)
+    click.echo(f"requeued {len(requeued)} alert(s)" + (": " + ", ".join(f"#{d.id}" for d in requeued)
+                                                         if requeued else "") +
+               ("; `driftwatch notify send` or the next `driftwatch run` delivers them" if requeued else ""))
 
 
 @notify_group.command("send")

@@ -456,6 +456,24 @@ class Store:
         """Alerts given up on after their target's max_attempts, oldest first."""
         return [_outbox(r) for r in self._query("SELECT * FROM outbox WHERE dead_at IS NOT NULL ORDER BY id")]
 
+    def requeue(self, ids: Iterable[int] | None = None) -> list[OutboxItem]:
+        """Give dead-lettered alerts (these ``ids``, or all) a new set of attempts: queued again, their
+        last error kept. All or nothing: an id that is not a dead letter raises NotFound, and nothing
+        changes. Returns the alerts requeued."""
+        dead = {item.id: item for item in self.dead_letters()}
+        wanted = sorted(set(ids)) if ids is not None else sorted(dead)
+        if missing := [i for i in wanted if i not in dead]:
+            known = ", ".join(f"#{i}" for i in dead) or "none"
+            raise NotFound(f"alert {', '.join(f'#{i}' for i in missing)} is not dead-lettered in {self.path} "
+                           f"(dead letters: {known})")
+        try:
+            with self.db.atomic():
+                for item_id in wanted:
+                    self.db.execute("UPDATE outbox SET dead_at = NULL, attempts = 0 WHERE id = ?", [item_id])
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not requeue alerts in {self.path}: {_why(exc)}") from exc
+        return [dead[i] for i in wanted]
+
     def outbox(self) -> list[OutboxItem]:
         """Every alert ever queued, oldest first."""
         return [_outbox(r) for r in self._query("SELECT * FROM outbox ORDER BY id")]

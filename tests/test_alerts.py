@@ -179,6 +179,47 @@ def test_dead_letter_after_max_attempts_over_runs_and_report_shows_it(
     assert doc["dead_letters"] == 1 and doc["version"] == 1 and len(doc["images"]) == 1
 
 
+def test_dead_letters_are_listed_and_requeued_then_delivered_once(
+    tmp_path: Path, httpserver: HTTPServer, sleeps: Sleeps
+) -> None:
+    db = tmp_path / "d.db"
+    store = open_store(db)
+    httpserver.expect_request(PATH, method="POST").respond_with_data("gone", status=410)
+    conf = settings(target(max_attempts=1))
+    breach_store(store)
+    assert run_notify(store, conf, NOW, hook(httpserver), sleeps).dead == 1
+    store.close()
+    runner = CliRunner()
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(main, ["--db", str(db), "notify", *args], catch_exceptions=False)
+
+    listed = cli("dead")
+    assert listed.exit_code == 0
+    assert listed.output.startswith("#1 breach alert for app:1 to ops: 1 attempt(s), dead since ")
+    assert f"webhook http://localhost:{httpserver.port}/… answered HTTP 410" in listed.output
+    usage = cli("requeue")
+    assert usage.exit_code == 2 and "name the alerts to requeue" in usage.output
+    unknown = cli("requeue", "1", "7")
+    assert unknown.exit_code == 2
+    assert unknown.output.strip().endswith("alert #7 is not dead-lettered in " + str(db) + " (dead letters: #1)")
+    assert len(open_store(db).dead_letters()) == 1  # all or nothing
+    done = cli("requeue", "--all")
+    assert done.exit_code == 0 and done.output.startswith("requeued 1 alert(s): #1; ")
+    assert cli("dead").output == "no dead-lettered alerts\n"
+
+    httpserver.clear()
+    httpserver.expect_request(PATH, method="POST").respond_with_data("ok", status=200)
+    store = open_store(db)
+    again = run_notify(store, conf, NOW + timedelta(hours=1), hook(httpserver), sleeps)
+    assert (again.delivered, again.dead, len(httpserver.log)) == (1, 0, 1)
+    (item,) = store.outbox()
+    assert (item.attempts, item.dead_at, item.delivered_at) == (1, None, NOW + timedelta(hours=1))
+    assert run_notify(store, conf, NOW + timedelta(hours=2), hook(httpserver), sleeps).delivered == 0
+    assert len(httpserver.log) == 1
+    store.close()
+
+
 def test_unset_url_variable_is_one_error_and_alerts_stay_queued(
     store: Store, httpserver: HTTPServer, sleeps: Sleeps
 ) -> None:
