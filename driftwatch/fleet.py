@@ -48,10 +48,11 @@ APT_ROOT = "/etc/apt"
 FINGERPRINT_PATHS: tuple[str, ...] = (APT_ROOT, "/etc/os-release", "/usr/share/keyrings", "/var/lib/dpkg/arch")
 _IGNORED = ("/etc/apt/preferences", "/etc/apt/preferences.d")
 #: What else decides apt's answer once the lists are in: the installed packages and their states, the
-#: auto-installed marks, the machine ID (phased updates); with the preferences above, the whole
-#: os-release and PATH, these make an image's *apt state*. Images of one group with the same apt state
-#: get the same answer from apt, so one probe answers for all of them (after a short probe of each
-#: confirms what its own shell finds: scanner.Scanner.confirm).
+#: auto-installed marks, the machine ID (phased updates); with the preferences above and the whole
+#: os-release, these make an image's *apt state* as its files show it. Images of one group with the
+#: same apt state are probed once: each of the others is confirmed by a short probe of its own, whose
+#: shell prints apt's state as apt sees it (its binaries, the files apt-config names, ischroot:
+#: scanner.Scanner.confirm). That comparison decides; this hash only picks who is compared.
 STATE_PATHS: tuple[str, ...] = ("/var/lib/dpkg/status", "/var/lib/apt/extended_states", "/etc/machine-id")
 #: Environment variables apt reads (an image's ENV is the probe's environment too).
 _APT_ENV = frozenset({"apt_config", "http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"})
@@ -213,15 +214,12 @@ def fingerprint(entries: dict[str, ImageFile], *, os: str, architecture: str, en
     Hashed: the platform, the release (ID, VERSION_ID, VERSION_CODENAME), the environment variables apt
     reads, and every entry read but the os-release files, apt's preferences and the :data:`STATE_PATHS`:
     path, kind, mode, owner, content or link target (not mtimes: two builds of the same files are the
-    same sources). The state hashes the key, those three, and the image's PATH.
+    same sources). The state hashes the key, those three and the os-release files.
     """
     if not any(_is_sources(p) and e.kind in ("file", "link") for p, e in entries.items()):
         return None
     release = os_release_of(entries)
     state = hashlib.sha256(b"driftwatch-state/1\0")
-    for var in env:
-        if var.startswith("PATH="):
-            state.update(f"env {var}\0".encode())
     digest = hashlib.sha256(b"driftwatch-lists/1\0")
     digest.update(f"{(os or 'linux').lower()}/{normalize_architecture(architecture)}\0".encode())
     digest.update("\0".join((release.id, release.version_id or "", release.version_codename or "")

@@ -48,7 +48,14 @@ STDERR_TAIL_LINES = 20
 # `apt-get update` fetches no Translation files (Acquire::Languages=none): they carry descriptions
 # only, which nothing here reads, and they are a third of the download (Debian 12: 5.4 -> 3.9 s,
 # Ubuntu 24.04: 10.5 -> 7.7 s for a cold refresh here).
-# The script is three parts: the head (os-release, tools), the refresh, and the listing. A scan
+# The head's state step prints what apt's answer depends on beyond the lists, as this image's own shell
+# and apt see it: apt's version, where and what its binaries are, checksums of the files apt reads its
+# state from (the paths apt-config gives: dpkg status, extended_states, preferences[.d]) and of the
+# machine ID (phasing), dpkg's journal, and ischroot's answer (apt applies no phasing in a chroot).
+# Two images that print the same head over the same lists get the same answer (fleet.py's shared
+# probes compare it). md5sum is a fingerprint here, not a defence: the lists fingerprint already
+# trusts the image that refreshes.
+# The script is three parts: the head (os-release, tools, state), the refresh, and the listing. A scan
 # with shared lists (fleet.py) runs the head and the listing over lists another probe refreshed;
 # that refresh probe runs the head and the refresh, then builds apt's source cache into the lists.
 _HEAD = r"""
@@ -73,7 +80,11 @@ step tools tools
 if ! command -v apt-get >/dev/null 2>&1; then printf '\n%s end\n' "$N"; exit 0; fi
 aptstate() {{
   apt-get --version | head -n 1; for t in apt apt-cache apt-mark sed; do command -v "$t"; done
-  ls -A /var/lib/dpkg/updates; true
+  md5sum $(for t in apt apt-get apt-cache apt-mark; do command -v "$t"; done) 2>&1
+  eval "$(apt-config shell S Dir::State::status/f E Dir::State::extended_states/f P Dir::Etc::preferences/f \
+    D Dir::Etc::preferencesparts/d)"
+  md5sum "$S" "$E" "$P" "$D"* /etc/machine-id 2>&1
+  ls -A /var/lib/dpkg/updates; ischroot; echo "ischroot $?"; true
 }}
 step state aptstate
 """
@@ -282,8 +293,9 @@ class Scanner:
 
     def confirm(self, reference: str, image: ImageIdentity, model: ScanResult, signature: str) -> ScanResult | None:
         """``model``'s result for ``image``, when the image's own shell prints the same head signature
-        (os-release, tools, apt version, dpkg journal) as the image ``model`` scanned; the caller has
-        already found their apt inputs identical (fleet.py). None when anything differs or the short
+        (os-release, tools, apt version, checksums of apt's binaries and of the files apt reads its state
+        from, dpkg's journal, ischroot) as the image ``model`` scanned; the caller found their apt
+        inputs alike from the image files (fleet.py), and this decides. None when anything differs or the short
         probe did not run cleanly: then the image needs a scan of its own. No network, no lists."""
         started = self.clock()
         nonce = self.nonce()
@@ -441,6 +453,11 @@ def interpret(
     if parsed.unparsed:
         detail = f"{len(parsed.unparsed)} line(s) not in the C-locale format, first: {parsed.unparsed[0]!r}"
         return result(ScanStatus.FAILED, Reason.PARSE_ERROR, detail, "list", listing.rc, listing.stdout)
+    if not any(line.startswith("Listing...") for line in listing.stdout.splitlines()):
+        # apt list always says "Listing..." first: without it, whatever ran as `apt` was not apt, and
+        # its silence is no inventory (a stub `apt` that exits 0 would read as zero updates).
+        return result(ScanStatus.FAILED, Reason.PARSE_ERROR, "`apt list` printed no 'Listing...' line: "
+                      "what ran as apt is not apt", "list", listing.rc, listing.stdout + listing.stderr)
     holds = aptparse.parse_holds(steps["holds"].stdout) if "holds" in steps else frozenset()
     sim = steps.get("sim")
     simulation = aptparse.parse_simulation(sim.stdout) if sim is not None and sim.rc == 0 else None

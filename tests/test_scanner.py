@@ -165,6 +165,15 @@ def test_list_failure_is_failed() -> None:
     assert (result.status, result.reason, result.exit_code) == (ScanStatus.FAILED, Reason.LIST_FAILED, 100)
 
 
+def test_an_apt_that_prints_no_listing_header_is_not_apt() -> None:
+    """A stub `apt` (`exit 0`, or one first on PATH) would read as zero pending updates."""
+    steps = steps_for("debian12-security-pending", upto="update")
+    steps["list"] = ("", "", 0)
+    result = scanner(FakeEngine(frame(NONCE, steps))).scan("img")
+    assert (result.status, result.reason, result.step) == (ScanStatus.FAILED, Reason.PARSE_ERROR, "list")
+    assert result.detail == "`apt list` printed no 'Listing...' line: what ran as apt is not apt"
+
+
 def test_split_sections_round_trip() -> None:
     steps = {"a": ("one\ntwo\n", "err\n", 0), "b": ("no newline", "", 3), "c": ("", "", 0)}
     parsed, ended = split_sections(frame(NONCE, steps), NONCE)
