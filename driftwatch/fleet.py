@@ -292,6 +292,8 @@ class _Group:
     scanning: int = 0  # member scans submitted over the volume and not finished
     scanned: int = 0  # member scans finished over the volume
     confirmed: int = 0  # of those, results reused from a member with the same apt state
+    refresher: ImageIdentity | None = None  # the member whose probe refreshes (or refreshed) the lists
+    tried: dict[str, Refresh] = field(default_factory=dict)  # image ID -> its refresh, when it failed
     probes: dict[str, _Probe] = field(default_factory=dict)  # by apt state
     ready_at: float = 0.0  # time.monotonic() when the lists were ready
 
@@ -549,12 +551,12 @@ class _Run:
             other.base_layer == image.base_layer for other in self.unread.values())
 
     def start_refresh(self, group: _Group) -> None:
+        """Refresh the group's lists in its first member that has not tried yet."""
         deadline = datetime.now(timezone.utc) + timedelta(seconds=self.scanner.timeout * (len(self.refs) + 1) + 300)
-        first_ref, first_image, _ = group.members[0]
-        group.volume = self.engine.create_lists_volume(group.key, reference=first_ref, deadline=deadline)
-        group.state = "refreshing"
-        self.submit(_Task("refresh", tuple(r for r, _, _ in group.members), group), self._refresh, first_image,
-                    group)
+        ref, image, _ = next(m for m in group.members if m[1].image_id not in group.tried)
+        group.volume = self.engine.create_lists_volume(group.key, reference=ref, deadline=deadline)
+        group.state, group.refresher = "refreshing", image
+        self.submit(_Task("refresh", tuple(r for r, _, _ in group.members), group), self._refresh, image, group)
 
     def _refresh(self, image: ImageIdentity, group: _Group) -> Refresh:
         assert group.volume is not None
@@ -566,6 +568,19 @@ class _Run:
 
     def refreshed(self, group: _Group, refresh: Refresh) -> Iterator[ScanResult]:
         group.refresh = refresh
+        if refresh.lists is None and group.refresher is not None:
+            group.tried[group.refresher.image_id] = refresh
+            timed_out = refresh.output is not None and refresh.output.timed_out
+            if len(group.tried) == 1 and not timed_out and any(
+                    m[1].image_id not in group.tried for m in group.members):
+                # What the fingerprint cannot see can break one image's refresh (no gpgv, a broken apt
+                # method): before the group fails with it, one other member refreshes. A mirror that is
+                # down fails that one too; a hang (timeout) is not waited out twice.
+                logger.info("the refresh for %s in %s failed; refreshing in another of its images before "
+                            "deciding for the group", group.label, group.refresher.reference)
+                self.release(group)
+                self.start_refresh(group)
+                return
         if refresh.lists is not None:
             group.state, group.ready_at = "ready", time.monotonic()
         elif any(self.scanner.refresh_failure(refresh, ref, image, osr) is None for ref, image, osr in group.members):
@@ -586,7 +601,14 @@ class _Run:
         if group.state == "refreshing" or refresh is None:
             return
         for ref, image, osr in members:
-            if group.state == "ready":
+            own = group.tried.get(image.image_id)
+            if own is not None and own is not refresh:  # its own refresh failed, another's did not decide
+                failure = self.scanner.refresh_failure(own, ref, image, osr)
+                if failure is None:
+                    self.scan_alone(ref)
+                else:
+                    yield self.finished(failure, None)
+            elif group.state == "ready":
                 self.scan_member(group, ref, image)
             elif group.state == "failed":
                 failure = self.scanner.refresh_failure(refresh, ref, image, osr)

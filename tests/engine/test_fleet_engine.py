@@ -145,12 +145,30 @@ def test_a_failed_group_refresh_fails_each_image_like_its_own(images: ImageBuild
     engine = Recording(docker_engine)
     scanner = Scanner(engine, network="host", timeout=120)  # type: ignore[arg-type]
     shared = {r.reference: r for r in Fleet(scanner, engine, jobs=2).scan([first, second])}  # type: ignore[arg-type]
-    assert [rw for _, _, rw in engine.probes] == [True]  # the refresh only: nobody scans over failed lists
+    # the refresh, then the same in the other image before the group fails: nobody scans over failed lists
+    assert [(ref, rw) for ref, _, rw in engine.probes] == [(first, True), (second, True)]
     for ref in (first, second):
         own = Scanner(docker_engine, network="host", timeout=120).scan(ref)
         assert (own.status, own.reason, own.step) == (ScanStatus.FAILED, Reason.INDEX_UPDATE_FAILED, "update")
         assert own.detail is not None and "127.0.0.1:9" in own.detail
         assert everything(shared[ref]) == everything(own)
+
+
+def test_an_image_that_cannot_refresh_fails_alone_not_its_group(images: ImageBuilder,
+                                                                 docker_engine: DockerEngine) -> None:
+    """A layer removed gpgv: the fingerprint (the sources) cannot see it, and that image's refresh fails
+    to verify the archive's signatures. Another member refreshes, the others are scanned over its lists,
+    and the broken image fails exactly as its own scan does."""
+    broken = images.from_dockerfile("nogpgv", f"FROM {BASE}\nRUN rm /usr/bin/gpgv\n")
+    app = images.from_dockerfile("nogpgv-twin", f"FROM {BASE}\nRUN echo app > /app\n")
+    engine = Recording(docker_engine)
+    scanner = Scanner(engine, network="host", timeout=300)  # type: ignore[arg-type]
+    shared = {r.reference: r for r in Fleet(scanner, engine, jobs=1).scan([broken, app])}  # type: ignore[arg-type]
+    assert [ref for ref, _, rw in engine.probes if rw] == [broken, app]
+    own = Scanner(docker_engine, network="host", timeout=300).scan(broken)
+    assert (own.status, own.reason) == (ScanStatus.FAILED, Reason.INDEX_UPDATE_FAILED)
+    assert everything(shared[broken]) == everything(own)
+    assert shared[app].status is ScanStatus.OK and shared[app].pending_total is not None
 
 
 def test_fingerprint_reads_the_files_of_a_container_that_never_starts(docker_engine: DockerEngine,
