@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -32,6 +33,14 @@ from .store import Store, default_path, open_store
 logger = logging.getLogger("driftwatch")
 
 EXIT_OK, EXIT_BREACH, EXIT_USAGE, EXIT_SCAN_FAILED, EXIT_OPERATIONAL = 0, 1, 2, 3, 4
+MAX_TIMEOUT = 86400.0  # a day: longer is a typo, and past ~1e9 s the deadline is no date at all
+
+
+def _finite(value: float | None) -> float | None:
+    """FloatRange lets nan through (nan compares false with both bounds)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -243,7 +252,8 @@ def _safe_ref(reference: str) -> str:
 @main.command()
 @click.argument("images", nargs=-1)
 @click.option("--all", "all_local", is_flag=True, help="Scan every tagged local image.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None, envvar="DRIFTWATCH_TIMEOUT",
+@click.option("--timeout", type=click.FloatRange(min=1, max=MAX_TIMEOUT), default=None, envvar="DRIFTWATCH_TIMEOUT",
+              callback=lambda _ctx, _param, value: _finite(value),
               help="Seconds before a scan container is killed. [default: 600]")
 @click.option("--network", default=None, envvar="DRIFTWATCH_NETWORK",
               help="Network of the scan container: bridge, host (proxies, loopback mirrors) or a network name. "

@@ -339,8 +339,9 @@ def _scan_settings(where: str, table: Any) -> ScanSettings:
         if key not in known:
             raise _unknown(where, key, known)
     timeout = table.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 1):
-        raise _fail(where, "timeout", f"must be a number of seconds >= 1, got {timeout!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not 1 <= timeout <= 86400):  # (nan is not in any range)
+        raise _fail(where, "timeout", f"must be a number of seconds from 1 to 86400, got {timeout!r}")
     network = _string(where, "network", table["network"]) if "network" in table else None
     origins = table.get("security_origins", [])
     if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):

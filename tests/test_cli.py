@@ -76,6 +76,21 @@ def test_show_table_and_json(db: Path) -> None:
                                  "esm": False, "security_origin": None, "why": ""}
 
 
+def test_show_says_whose_probe_answered_and_the_scan_warnings(tmp_path: Path) -> None:
+    import dataclasses
+
+    path = tmp_path / "w.db"
+    store = open_store(path)
+    store.save_scan(dataclasses.replace(ok_scan("app-b:1"), probe_of="app:1",
+                                        warnings=("origin metadata unavailable (apt-cache policy failed)",)))
+    store.close()
+    lines = run("--db", str(path), "show", "app-b:1").output.splitlines()
+    assert lines[0].endswith("ok, 2 pending, 1 security (same apt state as app:1: its probe's answer)")
+    assert lines[1] == "  warning: origin metadata unavailable (apt-cache policy failed)"
+    doc = json.loads(run("--db", str(path), "show", "--format", "json", "app-b:1").output)
+    assert (doc["probe_of"], doc["warnings"]) == ("app:1", ["origin metadata unavailable (apt-cache policy failed)"])
+
+
 def test_show_failed_scan_says_why(db: Path) -> None:
     result = run("--db", str(db), "show", "gone:1")
     assert result.exit_code == 0
@@ -241,3 +256,26 @@ def test_run_checks_the_metrics_path_before_any_work(db: Path, tmp_path: Path) -
     assert result.exit_code == 2
     assert result.output == (f"Error: --metrics {tmp_path / 'nodir' / 'm.prom'}: the directory {tmp_path / 'nodir'} "
                              "does not exist or is not writable\n")
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line_and_exit_130() -> None:
+    """The console script installs its own SIGINT handler before importing the CLI (docker and
+    requests take about half a second to load): a Ctrl-C then is no import traceback."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, time\n"
+            "from driftwatch import entry\n"
+            "signal.signal(signal.SIGINT, entry._interrupted)  # as entry.main does first\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "time.sleep(5)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stderr) == (130, "Error: interrupted\n")
+
+
+def test_the_console_script_is_the_entry_module() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"] == {"driftwatch": "driftwatch.entry:main"}

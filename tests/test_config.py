@@ -67,7 +67,9 @@ def test_no_file_means_builtin_defaults(tmp_path: Path, monkeypatch: pytest.Monk
     ({"images": [{"reference": "a:1", "max_securty_age_days": 1}]},
      "config: images[0]: max_securty_age_days: unknown key; did you mean max_security_age_days?"),
     ({"images": {"reference": "a"}}, "config: images: must be an array of tables ([[images]])"),
-    ({"scan": {"timeout": 0}}, "config: scan: timeout: must be a number of seconds >= 1, got 0"),
+    ({"scan": {"timeout": 0}}, "config: scan: timeout: must be a number of seconds from 1 to 86400, got 0"),
+    ({"scan": {"timeout": float("nan")}}, "config: scan: timeout: must be a number of seconds from 1 to 86400, got nan"),
+    ({"scan": {"timeout": float("inf")}}, "config: scan: timeout: must be a number of seconds from 1 to 86400, got inf"),
     ({"scan": {"netwrok": "host"}}, "config: scan: netwrok: unknown key; did you mean network?"),
 ])
 def test_errors_name_the_key(doc: dict[str, object], message: str) -> None:
@@ -193,3 +195,14 @@ def test_rebuild_errors_name_the_key_and_never_echo_secrets(rebuild: dict[str, o
         config.parse({"images": [{"reference": "a:1", "rebuild": rebuild}]})
     assert str(err.value) == message
     assert "SECRET" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e12"])
+def test_a_timeout_that_is_no_number_of_seconds_is_a_usage_error(value: str) -> None:
+    from click.testing import CliRunner
+
+    from driftwatch.cli import main
+
+    result = CliRunner().invoke(main, ["scan", "--timeout", value, "x:1"])
+    assert result.exit_code == 2 and "Invalid value for '--timeout'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
