@@ -24,6 +24,7 @@ import logging
 import os as os_module
 import posixpath
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -360,6 +361,28 @@ class Fleet:
             return tuple(self._running.values())
 
 
+@contextlib.contextmanager
+def _signals_held(*, again: bool) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM on the main thread while cleaning up; afterwards, when ``again`` (the
+    cleanup was not itself caused by an interrupt), one that arrived meanwhile is raised as
+    KeyboardInterrupt. Elsewhere than on the main thread, signals cannot be handled: nothing to do."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in held}
+    for sig in held:
+        signal.signal(sig, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught and again:
+        raise KeyboardInterrupt
+
+
 def by_base_layer(images: Iterable[ImageIdentity]) -> list[ImageIdentity]:
     """Images in turns across their base layers (first one of each, then the second of each, ...), so
     the first image of every likely release is read early and its group's refresh starts early."""
@@ -410,7 +433,7 @@ class _Run:
     # -- scheduling ----------------------------------------------------------------------------
     def submit(self, task: _Task, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         label = task.references[0] if task.kind != "refresh" else (
-            f"{task.references[0]} (lists for {len(task.references)} images)")
+            f"{task.references[0]} (lists for {len(task.references)} image{'s' if len(task.references) != 1 else ''})")
         if task.kind == "scan":
             logger.info("scanning %s%s", label, " over shared lists" if kwargs.get("lists") else "")
         elif task.kind == "confirm":
@@ -704,7 +727,12 @@ class _Run:
             logger.warning("lists volume(s) %s still in use; `driftwatch cleanup` removes them", ", ".join(left))
 
     def close(self, *, interrupted: bool) -> None:
-        """Stop and clean up: cancel what has not started, remove running probes, wait, remove volumes."""
+        """Stop and clean up: cancel what has not started, remove running probes, wait, remove volumes.
+        A second Ctrl-C or SIGTERM meanwhile waits until that is done (it left the volumes behind)."""
+        with _signals_held(again=not interrupted):
+            self._close(interrupted=interrupted)
+
+    def _close(self, *, interrupted: bool) -> None:
         try:
             if interrupted:
                 for future in self.pending:

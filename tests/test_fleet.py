@@ -547,6 +547,30 @@ def test_an_interrupt_stops_the_probes_cancels_the_queue_and_removes_the_volumes
     assert sorted(engine.removed) == sorted(engine.created) and len(engine.created) == 2
 
 
+def test_a_second_interrupt_during_the_cleanup_waits_for_it() -> None:
+    """Ctrl-C, then Ctrl-C (or SIGTERM) again while probes and volumes are being removed: the second one
+    used to abort the cleanup and leave the lists volumes behind."""
+    import os
+    import signal
+
+    class Impatient(FakeEngine):
+        def stop_probes(self) -> int:
+            os.kill(os.getpid(), signal.SIGINT)  # the operator presses Ctrl-C again, mid-cleanup
+            return super().stop_probes()
+
+    engine = Impatient({k: dataclasses.replace(v) for k, v in FLEET.items()}, block=threading.Event())
+
+    def interrupt(progress: FleetProgress) -> None:
+        if progress.phase == "scanning" and len(progress.running) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        for _ in Fleet(scanner(engine), engine, jobs=2, on_progress=interrupt, poll=0.01).scan(list(FLEET)):
+            pytest.fail("no scan can have finished")
+    assert len(engine.created) == 2 and sorted(engine.removed) == sorted(engine.created)
+    assert engine.allowed == 1
+
+
 def test_closing_between_results() -> None:
     engine = FakeEngine({k: dataclasses.replace(v) for k, v in FLEET.items()})
     scans = Fleet(scanner(engine), engine, jobs=2).scan(list(FLEET))

@@ -39,6 +39,7 @@ class JsonFormat:
             "pending_security": scan.pending_security,
             "pending_total": scan.pending_total,
             "probe_of": scan.probe_of,
+            "warnings": list(scan.warnings),
             "updates": [
                 {"package": u.package, "arch": u.arch, "installed": u.installed, "candidate": u.candidate,
                  "suites": list(u.suites), "security": u.security, "held": u.held, "kept_back": u.kept_back,

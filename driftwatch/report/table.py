@@ -64,6 +64,7 @@ class TableFormat:
             return f"{head} ({scan.reason.value if scan.reason else '?'})\n  {safe(scan.detail or '')}\n"
         head += f", {scan.pending_total} pending, {scan.pending_security} security"
         head += f" (same apt state as {safe(scan.probe_of)}: its probe's answer)\n" if scan.probe_of else "\n"
+        head += "".join(f"  warning: {safe(w)}\n" for w in scan.warnings)
         if not scan.updates:
             return head
         rows = []
