@@ -143,9 +143,9 @@ share_lists_option = click.option(
          "group with them (--no-share-lists: every image refreshes its own and runs its own probe).")
 share_probes_option = click.option(
     "--share-probes/--no-share-probes", default=True, show_default=True,
-    help="With shared lists, probe once per group of images whose apt state is identical too (same dpkg "
-         "status, pins, machine ID, PATH): the others get that probe's answer after a short probe of their "
-         "own confirms their shell finds the same apt (--no-share-probes: every image is probed).")
+    help="With shared lists, probe once per group of images whose apt state is identical too (dpkg "
+         "status, pins, machine ID, apt's binaries, ischroot): the others get that probe's answer once a "
+         "short probe of their own shell shows the same state (--no-share-probes: every image is probed).")
 
 
 class _Progress:
@@ -275,9 +275,9 @@ def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: 
     Up to --jobs probes run at once. Images whose apt sources are identical (read from the image
     files, without running them) share one refresh of the package lists, mounted read-only into
     each image's probe. Within a group, images whose apt state is identical too (dpkg status, pins,
-    machine ID, PATH: an application layer on a shared base) are probed once; each of the others
-    gets that answer once a short probe of its own shell finds the same apt there. Ctrl-C and
-    SIGTERM remove every running probe; finished scans are stored.
+    machine ID, apt's binaries, ischroot: as after an application layer on a shared base) are
+    probed once; each of the others gets that answer once a short probe of its own shell shows the
+    same state. Ctrl-C and SIGTERM remove every running probe; finished scans are stored.
 
     \b
     Example:
