@@ -62,6 +62,9 @@ def images(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
     builder = ImageBuilder(docker_engine, tmp_path_factory.mktemp("images"))
     yield builder
     builder.cleanup()
+    # Rebuild tests move tags to new builds; the images they left untagged are the suite's too
+    # (about seven a run, which piled up on the engine's disk).
+    docker_engine.client.images.prune(filters={"dangling": True, "label": "io.driftwatch.test=1"})
 
 
 @pytest.fixture(scope="session")

@@ -37,5 +37,13 @@ def test_own_image_is_current_and_runs(docker_engine: DockerEngine, images: Imag
     result = Scanner(docker_engine, timeout=300).scan(tag)
     assert result.status is ScanStatus.OK, result.detail
     assert result.pending_security == 0, [u.package for u in result.updates if u.security]
-    out = docker_engine.client.containers.run(tag, ["--version"], remove=True, labels={"io.driftwatch.test": "1"})
+    # not remove=True: docker-py removes the container without its anonymous volume (the image's
+    # VOLUME /data), which then outlived every test run
+    container = docker_engine.client.containers.run(tag, ["--version"], detach=True,
+                                                    labels={"io.driftwatch.test": "1"})
+    try:
+        container.wait(timeout=60)
+        out = container.logs(stdout=True, stderr=False)
+    finally:
+        container.remove(v=True, force=True)
     assert out.decode().strip() == f"driftwatch, version {__version__}"
