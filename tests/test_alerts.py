@@ -148,14 +148,20 @@ def test_4xx_is_not_retried_in_the_run_and_is_reported_with_the_target(
     assert (fixed.delivered, fixed.errors) == (1, [])
 
 
+def failing(tmp_path: Path, httpserver: HTTPServer, status: int, body: str, max_attempts: int
+            ) -> tuple[Path, Store, Settings]:
+    """A database with one breach, and a target whose endpoint always answers ``status``."""
+    db = tmp_path / "d.db"
+    store = open_store(db)
+    httpserver.expect_request(PATH, method="POST").respond_with_data(body, status=status)
+    breach_store(store)
+    return db, store, settings(target(max_attempts=max_attempts))
+
+
 def test_dead_letter_after_max_attempts_over_runs_and_report_shows_it(
     tmp_path: Path, httpserver: HTTPServer, sleeps: Sleeps
 ) -> None:
-    db = tmp_path / "d.db"
-    store = open_store(db)
-    httpserver.expect_request(PATH, method="POST").respond_with_data("boom", status=503)
-    conf = settings(target(max_attempts=6))
-    breach_store(store)
+    db, store, conf = failing(tmp_path, httpserver, 503, "boom", max_attempts=6)
     first = run_notify(store, conf, NOW, hook(httpserver), sleeps)
     assert (first.failed, first.dead, len(httpserver.log)) == (1, 0, 4)
     second = run_notify(store, conf, NOW + timedelta(hours=1), hook(httpserver), sleeps)
@@ -182,11 +188,7 @@ def test_dead_letter_after_max_attempts_over_runs_and_report_shows_it(
 def test_dead_letters_are_listed_and_requeued_then_delivered_once(
     tmp_path: Path, httpserver: HTTPServer, sleeps: Sleeps
 ) -> None:
-    db = tmp_path / "d.db"
-    store = open_store(db)
-    httpserver.expect_request(PATH, method="POST").respond_with_data("gone", status=410)
-    conf = settings(target(max_attempts=1))
-    breach_store(store)
+    db, store, conf = failing(tmp_path, httpserver, 410, "gone", max_attempts=1)
     assert run_notify(store, conf, NOW, hook(httpserver), sleeps).dead == 1
     store.close()
     runner = CliRunner()

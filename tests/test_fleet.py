@@ -529,11 +529,9 @@ def test_the_engine_going_away_names_the_scans_in_progress_and_removes_the_volum
     assert sorted(engine.removed) == sorted(engine.created) and engine.stops >= 1 and engine.allowed == 1
 
 
-def test_an_interrupt_stops_the_probes_cancels_the_queue_and_removes_the_volumes() -> None:
-    """Ctrl-C (and SIGTERM, which the CLI turns into it) arrives on the main thread while it waits in
-    the fleet: here raised from the progress callback, which runs there, once two probes hang."""
-    engine = FakeEngine({k: dataclasses.replace(v) for k, v in FLEET.items()}, block=threading.Event())
-
+def interrupted_while_three_hang(engine: FakeEngine) -> None:
+    """Scan FLEET with 2 jobs and raise Ctrl-C (and SIGTERM, which the CLI turns into it) on the main
+    thread, where it waits in the fleet: from the progress callback, once three probes hang."""
     def interrupt(progress: FleetProgress) -> None:
         if progress.phase == "scanning" and len(progress.running) == 3:
             raise KeyboardInterrupt
@@ -541,6 +539,11 @@ def test_an_interrupt_stops_the_probes_cancels_the_queue_and_removes_the_volumes
     with pytest.raises(KeyboardInterrupt):
         for _ in Fleet(scanner(engine), engine, jobs=2, on_progress=interrupt, poll=0.01).scan(list(FLEET)):
             pytest.fail("no scan can have finished")
+
+
+def test_an_interrupt_stops_the_probes_cancels_the_queue_and_removes_the_volumes() -> None:
+    engine = FakeEngine({k: dataclasses.replace(v) for k, v in FLEET.items()}, block=threading.Event())
+    interrupted_while_three_hang(engine)
     # the two refreshes (beside the probes) and the lonely image's own scan hung; nothing over lists ran
     assert sorted(k for k, _, _, _ in engine.probes) == ["alone", "refresh", "refresh"]
     assert engine.stops >= 1 and engine.allowed == 1
@@ -559,14 +562,7 @@ def test_a_second_interrupt_during_the_cleanup_waits_for_it() -> None:
             return super().stop_probes()
 
     engine = Impatient({k: dataclasses.replace(v) for k, v in FLEET.items()}, block=threading.Event())
-
-    def interrupt(progress: FleetProgress) -> None:
-        if progress.phase == "scanning" and len(progress.running) == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        for _ in Fleet(scanner(engine), engine, jobs=2, on_progress=interrupt, poll=0.01).scan(list(FLEET)):
-            pytest.fail("no scan can have finished")
+    interrupted_while_three_hang(engine)
     assert len(engine.created) == 2 and sorted(engine.removed) == sorted(engine.created)
     assert engine.allowed == 1
 
