@@ -693,7 +693,9 @@ def notify_requeue(ctx: click.Context, ids: tuple[int, ...], everything: bool) -
         driftwatch notify requeue 12 14
         driftwatch notify requeue --all && driftwatch notify send
     """
-    if bool(ids) == everything:
+    if ids and everything:
+        raise click.UsageError("give alert IDs or --all, not both")
+    if not ids and not everything:
         raise click.UsageError("name the alerts to requeue (IDs from `driftwatch notify dead`) or give --all")
     store = _store(ctx, create=False)
     _lock(ctx, "notify requeue")

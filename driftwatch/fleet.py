@@ -185,6 +185,25 @@ class _Unfingerprintable(Exception):
     """This image's apt sources cannot be pinned down; it is scanned on its own."""
 
 
+#: apt configuration that reaches past the files read here: an #include, or a Dir:: path (sources,
+#: keyrings, state, the root) that may point anywhere. Dir::Cache is allowed: official images' docker-clean
+#: empties it, and the probe sets its own caches.
+_REACHES_OUT = re.compile(r'^\s*#include\b|\bDir\s*(?:"|\{|::(?!Cache\b))', re.IGNORECASE | re.MULTILINE)
+
+
+def reaches_outside(entries: dict[str, ImageFile], env: Iterable[str]) -> str | None:
+    """Why apt in this image reads configuration that the fingerprint did not read (so two images with
+    the same fingerprint might fetch other lists or answer differently), or None. Such an image is
+    scanned on its own, like one without a twin."""
+    if any(v.partition("=")[0] == "APT_CONFIG" for v in env):
+        return "its ENV sets APT_CONFIG"
+    for path, entry in sorted(entries.items()):
+        if entry.kind == "file" and (path == "/etc/apt/apt.conf" or path.startswith("/etc/apt/apt.conf.d/")):
+            if match := _REACHES_OUT.search(entry.data.decode("utf-8", errors="replace")):
+                return f"{path} has {match.group(0).strip()!r}"
+    return None
+
+
 def _is_sources(path: str) -> bool:
     return path == "/etc/apt/sources.list" or (path.startswith("/etc/apt/sources.list.d/")
                                                and path.endswith((".list", ".sources")))
@@ -249,6 +268,10 @@ def fingerprint_image(engine: FleetEngine, image: ImageIdentity) -> Fingerprint 
         raise
     except (DriftwatchError, _Unfingerprintable) as exc:
         logger.info("%s: apt sources not fingerprinted (%s); scanned on its own", image.reference, exc)
+        return None
+    if why := reaches_outside(entries, env):
+        logger.info("%s: apt configuration reaches past the files read (%s); scanned on its own",
+                    image.reference, why)
         return None
     return fingerprint(entries, os=image.os, architecture=image.architecture, env=env)
 

@@ -202,6 +202,8 @@ def test_dead_letters_are_listed_and_requeued_then_delivered_once(
     assert f"webhook http://localhost:{httpserver.port}/… answered HTTP 410" in listed.output
     usage = cli("requeue")
     assert usage.exit_code == 2 and "name the alerts to requeue" in usage.output
+    both = cli("requeue", "--all", "1")
+    assert both.exit_code == 2 and "give alert IDs or --all, not both" in both.output
     unknown = cli("requeue", "1", "7")
     assert unknown.exit_code == 2
     assert unknown.output.strip().endswith("alert #7 is not dead-lettered in " + str(db) + " (dead letters: #1)")

@@ -258,16 +258,17 @@ def test_run_checks_the_metrics_path_before_any_work(db: Path, tmp_path: Path) -
                              "does not exist or is not writable\n")
 
 
-def test_ctrl_c_while_the_modules_load_is_one_line_and_exit_130() -> None:
-    """The console script installs its own SIGINT handler before importing the CLI (docker and
-    requests take about half a second to load): a Ctrl-C then is no import traceback."""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_modules_load_is_one_line_and_exit_130(sig: str) -> None:
+    """The console script installs its own SIGINT and SIGTERM handlers before importing the CLI (docker
+    and requests take about half a second to load): no import traceback (Ctrl-C), no exit 143 (TERM)."""
     import subprocess
     import sys
 
     code = ("import os, signal, time\n"
             "from driftwatch import entry\n"
-            "signal.signal(signal.SIGINT, entry._interrupted)  # as entry.main does first\n"
-            "os.kill(os.getpid(), signal.SIGINT)\n"
+            f"signal.signal(signal.{sig}, entry._interrupted)  # as entry.main does first\n"
+            f"os.kill(os.getpid(), signal.{sig})\n"
             "time.sleep(5)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert (done.returncode, done.stderr) == (130, "Error: interrupted\n")

@@ -35,6 +35,7 @@ from driftwatch.fleet import (
     default_jobs,
     fingerprint,
     fingerprint_image,
+    reaches_outside,
     read_files,
     signed_by_paths,
 )
@@ -119,6 +120,29 @@ def test_what_does_and_does_not_change_the_fingerprint() -> None:
 def fixture_apt_file(name: str, path: str) -> str:
     entries = {e.path: e for e in ArchiveReader(name).read("/etc/apt")}
     return entries[path].data.decode()
+
+
+def test_apt_configuration_that_reaches_past_the_files_read_is_scanned_alone() -> None:
+    """APT_CONFIG or an #include can name any file, a Dir:: setting any sources, keyrings or state:
+    two images alike in what the fingerprint reads could fetch other lists or answer differently
+    (a second review made a shared result hide 12 security updates that way)."""
+    def why(reader: ArchiveReader) -> str | None:
+        return reaches_outside(read_files(reader), reader.env)
+
+    # the official images' own configuration (docker-clean empties Dir::Cache) is fine
+    assert why(ArchiveReader("debian-12")) is None and why(ArchiveReader("ubuntu-24.04")) is None
+    conf = "/etc/apt/apt.conf.d/99x"
+    cases = {
+        "its ENV sets APT_CONFIG": ArchiveReader("debian-12", env=("APT_CONFIG=/opt/apt.conf",)),
+        f"{conf} has '#include'": ArchiveReader("debian-12", extra=(text(conf, '#include "/opt/inc.conf";\n'),)),
+        f"{conf} has 'Dir::'": ArchiveReader("debian-12", extra=(text(conf, 'Dir::Etc::sourcelist "/opt/x.list";\n'),)),
+        f"{conf} has 'dir {{'": ArchiveReader("debian-12", extra=(text(conf, 'dir { State { status "/s"; }; };\n'),)),
+        f"{conf} has 'Dir \"'": ArchiveReader("debian-12", extra=(text(conf, 'Dir "/srv/root/";\n'),)),
+    }
+    for expected, reader in cases.items():
+        assert why(reader) == expected
+    engine = FakeEngine({"cfg:1": Img(extra=(text(conf, 'Dir::Etc::sourcelist "/opt/x.list";\n'),))})
+    assert fingerprint_image(engine, engine.inspect_image("cfg:1")) is None
 
 
 def test_an_image_without_apt_sources_has_no_fingerprint() -> None:

@@ -136,6 +136,35 @@ def test_one_probe_per_apt_state_gives_exactly_the_per_image_results(
         ("demo-a", "1.1", True), ("demo-b", "2.0", False)}
 
 
+def test_apt_configuration_outside_etc_apt_is_never_shared(docker_engine: DockerEngine, images: ImageBuilder,
+                                                           drift_image: str) -> None:
+    """The second review's case: APT_CONFIG (or an #include) names a file the fingerprint does not
+    read; with Default-Release there, a shared answer hid the drift image's updates. Such images are
+    scanned on their own: the same results as per image, no lists or probe shared."""
+    plain = images.from_dockerfile("cfg-plain", f"FROM {drift_image}\nRUN echo '// nothing' > /opt/apt.conf\n"
+                                   "ENV APT_CONFIG=/opt/apt.conf\n")
+    pinned = images.from_dockerfile("cfg-pinned", f"FROM {drift_image}\n"
+                                    "RUN echo 'APT::Default-Release \"nosuchrelease\";' > /opt/apt.conf\n"
+                                    "ENV APT_CONFIG=/opt/apt.conf\n")
+    included = images.from_dockerfile("cfg-include", f"FROM {drift_image}\n"
+                                      "RUN echo '#include \"/opt/inc.conf\";' > /etc/apt/apt.conf.d/99inc "
+                                      "&& touch /opt/inc.conf\n")
+    refs = [plain, pinned, included, drift_image]
+    engine = Recording(docker_engine)
+    shared = {r.reference: r for r in Fleet(Scanner(engine, network="host", timeout=300), engine,  # type: ignore[arg-type]
+                                            jobs=2).scan(refs)}  # type: ignore[arg-type]
+    alone = {r.reference: r for r in Fleet(Scanner(docker_engine, network="host", timeout=300), docker_engine,
+                                           jobs=2, share_lists=False).scan(refs)}
+    for ref in refs:
+        assert everything(shared[ref]) == everything(alone[ref]), ref
+        assert shared[ref].probe_of is None
+    # (the drift image shares its base layer with the others, so its refresh may start at once, for a
+    # group that turns out to be itself alone)
+    others = [(ref, vol) for ref, vol, _ in engine.probes if ref != drift_image]
+    assert sorted(others) == sorted((ref, None) for ref in (plain, pinned, included))  # one own probe each
+    assert shared[plain].pending_total == 2
+
+
 def test_a_failed_group_refresh_fails_each_image_like_its_own(images: ImageBuilder,
                                                                docker_engine: DockerEngine) -> None:
     dockerfile = (f"FROM {BASE}\nRUN rm -f /etc/apt/sources.list.d/* && "
