@@ -52,7 +52,7 @@ STDERR_TAIL_LINES = 20
 # and apt see it: apt's version, where and what its binaries are, checksums of the files apt reads its
 # state from (the paths apt-config gives: dpkg status, extended_states, preferences[.d]) and of the
 # machine ID (phasing), apt's whole configuration as apt-config dumps it (APT_CONFIG, #include),
-# dpkg's journal, and ischroot's answer (apt applies no phasing in a chroot).
+# dpkg's journal, ischroot's answer and SOURCE_DATE_EPOCH (with either, apt applies no phasing).
 # Two images that print the same head over the same lists get the same answer (fleet.py's shared
 # probes compare it). md5sum is a fingerprint here, not a defence: the lists fingerprint already
 # trusts the image that refreshes.
@@ -85,7 +85,7 @@ aptstate() {{
   eval "$(apt-config shell S Dir::State::status/f E Dir::State::extended_states/f P Dir::Etc::preferences/f \
     D Dir::Etc::preferencesparts/d)"
   md5sum "$S" "$E" "$P" "$D"* /etc/machine-id 2>&1; apt-config dump | md5sum
-  ls -A /var/lib/dpkg/updates; ischroot; echo "ischroot $?"; true
+  ls -A /var/lib/dpkg/updates; ischroot; echo "ischroot $?"; echo "SOURCE_DATE_EPOCH=${{SOURCE_DATE_EPOCH-unset}}"; true
 }}
 step state aptstate
 """
