@@ -72,6 +72,19 @@ def drift_variants(images: ImageBuilder, drift_repo: tuple[Path, str], drift_ima
     return [newer, held]
 
 
+def scanned_both_ways(docker_engine: DockerEngine, refs: list[str]) -> tuple[Recording, dict[str, ScanResult]]:
+    """Scan ``refs`` sharing lists and probes, then each on its own; assert every result is the same
+    both ways. Returns the shared run's recorded engine and results."""
+    engine = Recording(docker_engine)
+    shared = {r.reference: r for r in Fleet(Scanner(engine, network="host", timeout=300), engine,  # type: ignore[arg-type]
+                                            jobs=2).scan(refs)}  # type: ignore[arg-type]
+    alone = {r.reference: r for r in Fleet(Scanner(docker_engine, network="host", timeout=300), docker_engine,
+                                           jobs=2, share_lists=False).scan(refs)}
+    for ref in refs:
+        assert everything(shared[ref]) == everything(alone[ref]), ref
+    return engine, shared
+
+
 def test_shared_lists_give_exactly_the_per_image_results(docker_engine: DockerEngine, images: ImageBuilder,
                                                          drift_image: str, drift_variants: list[str]) -> None:
     twin = images.tag("debian-twin")
@@ -115,13 +128,7 @@ def test_one_probe_per_apt_state_gives_exactly_the_per_image_results(
     app_b = images.from_dockerfile("app-b", f"FROM {drift_image}\nCOPY --from={BASE} /etc/hostname /app\n")
     stripped = images.from_dockerfile("stripped", f"FROM {drift_image}\nRUN rm /usr/bin/apt-get\n")
     refs = [drift_image, app_a, app_b, stripped, drift_variants[0]]
-    engine = Recording(docker_engine)
-    shared = {r.reference: r for r in Fleet(Scanner(engine, network="host", timeout=300), engine,  # type: ignore[arg-type]
-                                            jobs=2).scan(refs)}  # type: ignore[arg-type]
-    alone = {r.reference: r for r in Fleet(Scanner(docker_engine, network="host", timeout=300), docker_engine,
-                                           jobs=2, share_lists=False).scan(refs)}
-    for ref in refs:
-        assert everything(shared[ref]) == everything(alone[ref]), ref
+    engine, shared = scanned_both_ways(docker_engine, refs)
     same_state = (drift_image, app_a, app_b, stripped)
     first = next(ref for ref, vol, rw in engine.probes if vol is not None and not rw and ref in same_state)
     confirmed = {ref: shared[ref].probe_of for ref in refs if shared[ref].probe_of is not None}
@@ -150,14 +157,8 @@ def test_apt_configuration_outside_etc_apt_is_never_shared(docker_engine: Docker
                                       "RUN echo '#include \"/opt/inc.conf\";' > /etc/apt/apt.conf.d/99inc "
                                       "&& touch /opt/inc.conf\n")
     refs = [plain, pinned, included, drift_image]
-    engine = Recording(docker_engine)
-    shared = {r.reference: r for r in Fleet(Scanner(engine, network="host", timeout=300), engine,  # type: ignore[arg-type]
-                                            jobs=2).scan(refs)}  # type: ignore[arg-type]
-    alone = {r.reference: r for r in Fleet(Scanner(docker_engine, network="host", timeout=300), docker_engine,
-                                           jobs=2, share_lists=False).scan(refs)}
-    for ref in refs:
-        assert everything(shared[ref]) == everything(alone[ref]), ref
-        assert shared[ref].probe_of is None
+    engine, shared = scanned_both_ways(docker_engine, refs)
+    assert all(shared[ref].probe_of is None for ref in refs)
     # (the drift image shares its base layer with the others, so its refresh may start at once, for a
     # group that turns out to be itself alone)
     others = [(ref, vol) for ref, vol, _ in engine.probes if ref != drift_image]
