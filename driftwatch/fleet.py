@@ -5,9 +5,9 @@ Grouping reads each image's apt configuration *without running it* (the archive 
 never started container): the sources, keyrings, apt.conf.d, foreign architectures and the release,
 hashed with the image's platform. Images with the same fingerprint would fetch the very same lists,
 so one probe (in the group's first image) refreshes them into a volume, with the scan's own
-``apt-get update`` and failure rules, and builds apt's source cache beside them. Each image of the
-group is then scanned with that volume mounted read-only instead of its own refresh. A failed
-refresh fails every image of its group as its own refresh would have. An image that cannot be
+``apt-get update`` and failure rules, and that update writes apt's source cache beside them. Each
+image of the group is then scanned with that volume mounted read-only instead of its own refresh. A
+failed refresh fails every image of its group as its own refresh would have. An image that cannot be
 fingerprinted, or has no twin, is scanned on its own as before.
 
 Results are yielded on the caller's thread as they finish (the caller stores them: SQLite

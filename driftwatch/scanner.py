@@ -58,7 +58,8 @@ STDERR_TAIL_LINES = 20
 # trusts the image that refreshes.
 # The script is three parts: the head (os-release, tools, state), the refresh, and the listing. A scan
 # with shared lists (fleet.py) runs the head and the listing over lists another probe refreshed;
-# that refresh probe runs the head and the refresh, then builds apt's source cache into the lists.
+# that refresh probe runs the head and the refresh, whose `apt-get update` writes apt's source cache
+# into the lists.
 _HEAD = r"""
 N='{nonce}'
 T=/tmp/.driftwatch.$$
@@ -89,9 +90,15 @@ aptstate() {{
 }}
 step state aptstate
 """
-_UPDATE = r"""step update apt-get update -o APT::Update::Error-Mode=any -o Acquire::Languages=none
+# `apt-get update` ends by building apt's caches; told where (in the probe's cache tmpfs), it writes
+# them there, so the listing that follows reads that cache instead of building its own: `apt list
+# --upgradable` 0.74 -> 0.32 s on Debian 12, 1.59 -> 0.60 s on Ubuntu 24.04 (one CPU), the update no
+# slower. A group's refresh writes the source cache into its lists volume the same way: the file
+# `apt-cache gencaches` wrote (byte-identical on Ubuntu 24.04), without a second parse of every list
+# (0.56 / 0.92 s saved).
+_UPDATE = r"""C="-o Dir::Cache::pkgcache=/var/cache/apt/pkgcache.bin"
+step update apt-get update -o APT::Update::Error-Mode=any -o Acquire::Languages=none $C{srccache_option}
 if [ "$rc" != 0 ]; then printf '\n%s end\n' "$N"; exit 0; fi
-C="-o Dir::Cache::pkgcache=/var/cache/apt/pkgcache.bin"
 """
 # apt's source cache depends only on the lists and the sources: built once per group into the
 # volume, read here through a link in the probe's own cache tmpfs. apt checks that cache against
@@ -103,9 +110,7 @@ if [ -f {lists}/{srccache} ] && ln -s {lists}/{srccache} "$S" 2>/dev/null; then
   C="$C -o Dir::Cache::srcpkgcache=$S"
 fi
 """
-_REFRESH = r"""step srccache apt-cache gencaches -o Dir::Cache::srcpkgcache={lists}/{srccache} \
-  -o Dir::Cache::pkgcache=/var/cache/apt/pkgcache.bin
-printf '\n%s end\n' "$N"
+_REFRESH = r"""printf '\n%s end\n' "$N"
 rm -rf "$T"
 """
 # A probe that checks an image has the same apt state as one already scanned (fleet.py): the head
@@ -146,7 +151,7 @@ def build_script(nonce: str, *, shared_lists: bool = False) -> str:
     """The probe script with its section nonce. ``shared_lists``: the lists were refreshed by another
     probe into a volume mounted read-only at /var/lib/apt/lists; skip ``apt-get update``."""
     middle = _SHARED.format(lists=LISTS_DIR, srccache=SRCPKGCACHE) if shared_lists else _UPDATE
-    return (_HEAD + middle + _LIST).format(nonce=nonce)
+    return (_HEAD + middle + _LIST).format(nonce=nonce, srccache_option="")
 
 
 def build_confirm_script(nonce: str) -> str:
@@ -155,8 +160,10 @@ def build_confirm_script(nonce: str) -> str:
 
 
 def build_refresh_script(nonce: str) -> str:
-    """A group's one refresh: the scan's own head and ``apt-get update``, then apt's source cache."""
-    return (_HEAD + _UPDATE + _REFRESH).format(nonce=nonce, lists=LISTS_DIR, srccache=SRCPKGCACHE)
+    """A group's one refresh: the scan's own head and ``apt-get update``, which also writes apt's source
+    cache into the lists."""
+    return (_HEAD + _UPDATE + _REFRESH).format(
+        nonce=nonce, srccache_option=f" -o Dir::Cache::srcpkgcache={LISTS_DIR}/{SRCPKGCACHE}")
 
 
 def head_signature(steps: dict[str, Step]) -> str | None:
@@ -315,7 +322,7 @@ class Scanner:
 
     def refresh(self, image: ImageIdentity, volume: str) -> Refresh:
         """Refresh a group's package lists once, into ``volume``, in one of its images (``image``):
-        the scan's own ``apt-get update`` with the same failure rules, then apt's source cache."""
+        the scan's own ``apt-get update`` with the same failure rules, writing apt's source cache too."""
         started = self.clock()
         nonce = self.nonce()
         try:

@@ -274,7 +274,7 @@ class FakeEngine:
 
     def run_probe(self, image_id: str, script: str, *, timeout: float, network: str, env: Mapping[str, str],
                   reference: str, lists_volume: str | None = None, lists_writable: bool = False) -> RunOutput:
-        kind = "refresh" if "step srccache" in script else ("alone" if "step update" in script else
+        kind = "refresh" if "step update" in script and SRCPKGCACHE in script else ("alone" if "step update" in script else
                                                             "shared" if "step list" in script else "confirm")
         if kind == "confirm":
             assert lists_volume is None and network == "none"
@@ -322,7 +322,6 @@ class FakeEngine:
             if steps["update"][2] != 0 or (kind == "alone" and "W: " in steps["update"][1]):
                 return RunOutput(0, frame(nonce, steps), "")  # (the real script lists on; nothing reads it)
         if kind == "refresh":
-            steps["srccache"] = ("Reading package lists...\n", "", 0)
             return RunOutput(0, frame(nonce, steps), "")
         steps["list"] = capture(img.apt, "list")
         steps["holds"] = ("", "", 0)
