@@ -148,6 +148,20 @@ share_probes_option = click.option(
          "short probe of their own shell shows the same state (--no-share-probes: every image is probed).")
 
 
+def stderr_columns(stream: Any = None) -> int:
+    """The width of the terminal the progress line is drawn on: stderr's, not stdout's (stdout is
+    often a file: ``scan --format json > out.json``). COLUMNS wins, as in shutil; 100 when unknown."""
+    try:
+        if (columns := int(os.environ.get("COLUMNS", "0"))) > 0:
+            return columns
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size((stream or sys.stderr).fileno()).columns or 100
+    except (AttributeError, OSError, ValueError):
+        return 100
+
+
 class _Progress:
     """Scan progress on stderr: on a terminal, one line rewritten in place (images done, failures,
     what runs now) under the finished scans' lines; otherwise only the finished scans' lines."""
@@ -182,9 +196,7 @@ class _Progress:
             click.echo(line, err=True)
 
     def _draw(self, text: str) -> None:
-        import shutil
-
-        width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
+        width = max(20, stderr_columns() - 1)
         self.status = text if len(text) <= width else text[: width - 1] + "\u2026"
         click.echo("\r\x1b[K" + self.status, nl=False, err=True, color=True)
 

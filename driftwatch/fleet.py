@@ -455,8 +455,8 @@ class _Run:
 
     # -- scheduling ----------------------------------------------------------------------------
     def submit(self, task: _Task, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        label = task.references[0] if task.kind != "refresh" else (
-            f"{task.references[0]} (lists for {len(task.references)} image{'s' if len(task.references) != 1 else ''})")
+        # A refresh is named by the image it runs in: its group may grow while it runs.
+        label = task.references[0] + (" (refreshing its group's lists)" if task.kind == "refresh" else "")
         if task.kind == "scan":
             logger.info("scanning %s%s", label, " over shared lists" if kwargs.get("lists") else "")
         elif task.kind == "confirm":

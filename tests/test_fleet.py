@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import posixpath
 import re
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from driftwatch.cli import _Progress, main
+from driftwatch.cli import _Progress, main, stderr_columns
 from driftwatch.engine import _tar_entries
 from driftwatch.errors import EngineUnavailable, ImageMissing
 from driftwatch.fleet import (
@@ -622,6 +623,31 @@ def test_progress_line_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None
     assert err == ("\r\x1b[K[3/12] 1 failed; scanning: myorg/api:1, myorg/worker:2 (+1)"
                    "\r\x1b[Kmyorg/api:1: ok, 0 pending, 0 security\n[3/12] 1 failed; scanning: myorg/api:1, "
                    "myorg/worker:2 (+1)\r\x1b[K")
+
+
+def test_progress_line_fits_stderrs_terminal_when_stdout_is_a_file(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`scan --format json > out.json` on a 50-column terminal: the line is cut to stderr's width (a
+    real pseudo-terminal), not to stdout's default 100 columns, so it never wraps and piles up."""
+    import fcntl
+    import struct
+    import sys
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))
+    monkeypatch.delenv("COLUMNS", raising=False)
+    with open(slave, "w", closefd=True) as tty, open(tmp_path / "out.json", "w") as out:
+        monkeypatch.setattr(sys, "stderr", tty)
+        monkeypatch.setattr(sys, "stdout", out)
+        assert stderr_columns() == 50
+        _Progress(tty=True).update(FleetProgress(
+            3, 0, 0, ("nu/app-d2:1", "nu/app-d1:1 (refreshing its group's lists)"), "reading apt sources"))
+        tty.flush()
+        drawn = os.read(master, 4096).decode()
+    os.close(master)
+    line = drawn.split("\x1b[K")[-1]
+    assert line == "[0/3] 0 failed; reading apt sources: nu/app-d2:1\u2026" and len(line) == 49
 
 
 def test_no_progress_line_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
