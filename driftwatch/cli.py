@@ -65,10 +65,15 @@ class DriftwatchGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def _setup_logging(verbose: int) -> None:
-    level_name = os.environ.get("DRIFTWATCH_LOGLEVEL", "").upper()
+    level_name = os.environ.get("DRIFTWATCH_LOGLEVEL", "").strip().upper()
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    if level_name in logging.getLevelNamesMapping():
+    if level_name and level_name not in _LEVELS:
+        raise ConfigError(f"DRIFTWATCH_LOGLEVEL={level_name!r} is not a log level: use one of {', '.join(_LEVELS)}")
+    if level_name:
         level = min(level, logging.getLevelNamesMapping()[level_name])
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -231,9 +236,12 @@ def main(ctx: click.Context, db: Path | None, config_path: Path | None, verbose:
         driftwatch report
         driftwatch check
     """
-    _setup_logging(verbose)
     ctx.ensure_object(dict)
     ctx.meta["driftwatch.debug"] = debug
+    _setup_logging(verbose)
+    if db is not None and not db.parent.is_dir():
+        # Only the default location is created: a mistyped --db must not make directories anywhere.
+        raise StoreError(f"no directory {db.parent} for the database {db}: create it, or check --db / DRIFTWATCH_DB")
     ctx.obj["db"] = db
     try:
         ctx.obj["settings"] = load(config_path)
@@ -408,6 +416,8 @@ def check(ctx: click.Context, fmt: str) -> None:
     from .report.json import dump
 
     settings = _settings(ctx)
+    if not _db_path(ctx).exists():  # a gate must not pass because its --db was mistyped
+        raise StoreError(f"no database at {_db_path(ctx)}: nothing was scanned into it (check --db / DRIFTWATCH_DB)")
     store = _store(ctx, create=False)
     recorded = store.references()
     references = settings.select(recorded) if settings.images else recorded

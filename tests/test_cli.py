@@ -236,11 +236,39 @@ def test_lint_own_dockerfile_is_clean_and_fixture_is_flagged() -> None:
 
 
 def test_read_only_commands_never_create_a_database(tmp_path: Path) -> None:
-    typo = tmp_path / "no-such-dir" / "typo.db"
-    for args in (["report"], ["check"], ["show", "x:1"], ["history", "x:1"], ["report", "--format", "json"]):
+    typo = tmp_path / "typo.db"
+    for args, code in ((["report"], 0), (["show", "x:1"], 2), (["history", "x:1"], 2),
+                       (["report", "--format", "json"], 0)):
         result = run("--db", str(typo), *args)
-        assert result.exit_code in (0, 2), result.output
-    assert not typo.parent.exists()
+        assert result.exit_code == code, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_on_a_missing_database_fails_rather_than_passing(tmp_path: Path) -> None:
+    """A CI gate whose --db is mistyped must not pass with "No images to check" (exit 0)."""
+    typo = tmp_path / "typo.db"
+    result = run("--db", str(typo), "check")
+    assert result.exit_code == 4
+    assert result.output == (f"Error: no database at {typo}: nothing was scanned into it "
+                             "(check --db / DRIFTWATCH_DB)\n")
+    assert not typo.exists()
+
+
+def test_an_explicit_db_in_a_missing_directory_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "no-such-dir" / "typo.db"
+    for args in (["scan", "x:1"], ["report"], ["check"], ["history", "x:1"], ["cleanup"]):
+        result = run("--db", str(typo), *args)
+        assert result.exit_code == 4, (args, result.output)
+        assert result.output == (f"Error: no directory {typo.parent} for the database {typo}: create it, "
+                                 "or check --db / DRIFTWATCH_DB\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_log_level_is_one_line_exit_2() -> None:
+    result = CliRunner().invoke(main, ["report"], env={"DRIFTWATCH_LOGLEVEL": "loud"})
+    assert result.exit_code == 2
+    assert result.output == ("Error: DRIFTWATCH_LOGLEVEL='LOUD' is not a log level: use one of DEBUG, INFO, "
+                             "WARNING, ERROR, CRITICAL\n")
 
 
 def test_lint_of_binary_stdin_is_one_line_exit_2() -> None:
