@@ -24,7 +24,7 @@ import click
 
 from . import __version__, clock, policy
 from .config import DockerRebuild, Settings, load
-from .errors import ConfigError, DriftwatchError, StoreError
+from .errors import ConfigError, DriftwatchError, LockHeld, StoreError
 from .lock import RunLock
 from .models import Assessment, RebuildResult, ScanResult, ScanStatus
 from .report import DetailFormat, ReportFormat
@@ -816,8 +816,10 @@ def cleanup(ctx: click.Context, dry_run: bool, all_scopes: bool) -> None:
     Probes are found by their label `io.driftwatch.probe`, never by name, and only those of this
     database (--db) unless --all. A probe still running before its scan's timeout ran out may belong
     to a scan in progress and is kept; past that deadline it is removed. A shared package-lists
-    volume is kept until its run's deadline, and while a container uses it. Prints one line per
-    probe and volume. Exit 0, or 4 when the engine cannot be reached.
+    volume is kept until its run's deadline, and while a container uses it. When no driftwatch
+    process holds this database's lock, its own probes and volumes are removed at once, deadline or
+    not (a killed run's). Prints one line per probe and volume. Exit 0, or 4 when the engine cannot
+    be reached.
 
     \b
     Example:
@@ -832,11 +834,24 @@ def cleanup(ctx: click.Context, dry_run: bool, all_scopes: bool) -> None:
     engine = _engine(ctx)
     grace = timedelta(seconds=30)  # the scan kills its probe at the deadline; allow for a slow engine
     now = datetime.now(timezone.utc)  # the wall clock, as the deadline label (not DRIFTWATCH_NOW)
+    # Every scan of this database holds its lock: when the lock is free, no scan of it is running, and
+    # what it left (a killed run's probes and lists volumes) goes now, not at its deadline. Another
+    # database's (--all) keep their deadlines. A database never used has no lock file: none is made.
+    orphans: set[str] = set()
+    lock_file = _db_path(ctx).with_name(_db_path(ctx).name + ".lock")
+    if lock_file.exists():
+        try:
+            _lock(ctx, "cleanup")
+        except LockHeld:
+            pass
+        else:
+            orphans = {p.id for p in engine.find_probes()} | {v.name for v in engine.find_volumes()}
     doomed = []
     for probe in engine.find_probes(all_scopes=all_scopes):
         what = f"{probe.id[:12]} ({safe(probe.reference or '?')}, {probe.state}"
         what += f", created {probe.created.isoformat(timespec='seconds')})" if probe.created else ")"
-        if probe.state in ("running", "restarting") and probe.deadline is not None and now < probe.deadline + grace:
+        live = probe.state in ("running", "restarting") and probe.deadline is not None and now < probe.deadline + grace
+        if live and probe.id not in orphans:
             click.echo(f"kept {what}: a scan may still be using it until {probe.deadline.isoformat()}")
             continue
         doomed.append((probe.id, what))
@@ -844,7 +859,7 @@ def cleanup(ctx: click.Context, dry_run: bool, all_scopes: bool) -> None:
     for volume in engine.find_volumes(all_scopes=all_scopes):
         what = f"volume {volume.name} ({safe(volume.reference or '?')}"
         what += f", created {volume.created.isoformat(timespec='seconds')})" if volume.created else ")"
-        if volume.deadline is not None and now < volume.deadline + grace:
+        if volume.name not in orphans and volume.deadline is not None and now < volume.deadline + grace:
             click.echo(f"kept {what}: a scan may still be using it until {volume.deadline.isoformat()}")
             continue
         doomed_volumes.append((volume.name, what))

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from driftwatch.cli import main
 from driftwatch.engine import DEADLINE_LABEL, LISTS_DIR, PROBE_LABEL, RUN_LABEL, SCOPE_LABEL, DockerEngine
 from driftwatch.fleet import Fleet, fingerprint_image
+from driftwatch.lock import RunLock
 from driftwatch.models import Reason, RunOutput, ScanResult, ScanStatus
 from driftwatch.scanner import Scanner
 from driftwatch.store import open_store
@@ -258,6 +259,15 @@ def test_cleanup_removes_stale_lists_volumes_and_keeps_live_ones(docker_engine: 
         assert "Removed 1 package-lists volume(s)." in done.output
         left = {v.name for v in docker_engine.client.volumes.list(filters={"label": f"{SCOPE_LABEL}={scope}"})}
         assert left == {made[1]}
+        # Once a run of this database has taken its lock, a free lock means no scan of it is alive:
+        # the live-looking volume is a killed run's and goes now. While the lock is held it stays.
+        lock = RunLock(db.with_name(db.name + ".lock"), command="scan")
+        with lock:
+            held = CliRunner().invoke(main, ["--db", str(db), "cleanup"], catch_exceptions=False)
+            assert held.exit_code == 0 and f"kept volume {made[1]} (live:1, created " in held.output
+        freed = CliRunner().invoke(main, ["--db", str(db), "cleanup"], catch_exceptions=False)
+        assert freed.exit_code == 0 and f"removed volume {made[1]} (live:1" in freed.output
+        assert docker_engine.client.volumes.list(filters={"label": f"{SCOPE_LABEL}={scope}"}) == []
     finally:
         for name in made:
             try:
