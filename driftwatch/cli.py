@@ -141,7 +141,8 @@ def _default_jobs() -> int:
 
 jobs_option = click.option(
     "--jobs", "-j", type=click.IntRange(1, 32), default=None, envvar="DRIFTWATCH_JOBS", metavar="N",
-    help="Probes run at the same time. [default: the number of CPUs, at most 4]")
+    help="Probes run at the same time; with shared lists, up to N refreshes of package lists run beside "
+         "them (they mostly wait on the network). [default: the number of CPUs, at most 4]")
 share_lists_option = click.option(
     "--share-lists/--no-share-lists", default=True, show_default=True,
     help="Refresh the package lists once per group of images with identical apt sources, and scan the "
@@ -292,7 +293,8 @@ def scan(ctx: click.Context, images: tuple[str, ...], all_local: bool, timeout: 
     lists is recorded as failed, never as clean. With no IMAGES, scans the images of the config file;
     --all scans every tagged local image. Exit 3 when any scan failed or was unsupported.
 
-    Up to --jobs probes run at once. Images whose apt sources are identical (read from the image
+    Up to --jobs probes run at once, and up to --jobs refreshes of shared package lists beside them
+    (so --jobs 1 may run two containers). Images whose apt sources are identical (read from the image
     files, without running them) share one refresh of the package lists, mounted read-only into
     each image's probe. Within a group, images whose apt state is identical too (dpkg status, pins,
     machine ID, apt's binaries, ischroot: as after an application layer on a shared base) are
