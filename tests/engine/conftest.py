@@ -25,6 +25,18 @@ class ImageBuilder:
         self.engine = engine
         self.workdir = workdir
         self.tags: list[str] = []
+        self.layers: list[str] = []  # image IDs of every build's chain, newest first
+
+    def record(self, reference: str) -> None:
+        """The image and its parents (the classic builder keeps one image a step): removed at the end
+        when untagged, so a build whose top image went (a rebuild moved its tag) leaves none behind."""
+        try:
+            image_id = self.engine.client.images.get(reference).id
+            while image_id and image_id not in self.layers:
+                self.layers.append(image_id)
+                image_id = self.engine.client.images.get(image_id).attrs.get("Parent") or ""
+        except Exception:  # noqa: BLE001  (gone already: nothing to record)
+            pass
 
     def tag(self, name: str) -> str:
         """A unique tag for a test image."""
@@ -38,6 +50,7 @@ class ImageBuilder:
                                     buildargs=buildargs)
         assert outcome.image_id, f"test image {name} failed to build: {outcome.error}\n{outcome.log_tail}"
         self.tags.append(tag)
+        self.record(tag)
         return tag
 
     def from_dockerfile(self, name: str, dockerfile: str, files: dict[str, str] | None = None) -> str:
@@ -50,9 +63,24 @@ class ImageBuilder:
         return self.build(context, name)
 
     def cleanup(self) -> None:
-        """Remove every image this session built."""
+        """Remove every image this session built, and the untagged layers of their builds (those
+        still used by another image stay)."""
+        for tag in self.tags:
+            self.record(tag)  # where a rebuild moved the tag
         for tag in reversed(self.tags):
             self.engine.remove_image(tag)
+        left = list(self.layers)
+        while left:  # children before parents; a layer two builds share goes once both tops have
+            kept = []
+            for image_id in left:
+                try:
+                    if not self.engine.client.images.get(image_id).tags:
+                        self.engine.client.images.remove(image_id)
+                except Exception:  # noqa: BLE001  (gone with its child, or still another image's parent)
+                    kept.append(image_id)
+            if len(kept) == len(left):
+                break
+            left = kept
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,8 @@ def test_failed_build_moves_no_tag(docker_engine: DockerEngine, images: ImageBui
     assert rec.outcome.value == "failed" and rec.new_image_id is None
     assert rec.log_tail is not None and "the build breaks here" in rec.log_tail
     store.close()
+    for layer in re.findall(r"---> ([0-9a-f]{12})\b", rec.log_tail):  # the failed build's steps that did run
+        images.record(layer)
 
 
 def test_pull_without_registry_names_the_base_image(docker_engine: DockerEngine, images: ImageBuilder,
