@@ -71,7 +71,7 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 def _setup_logging(verbose: int) -> None:
     level_name = os.environ.get("DRIFTWATCH_LOGLEVEL", "").strip().upper()
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    if level_name and level_name not in _LEVELS:
+    if level_name and level_name not in logging.getLevelNamesMapping():
         raise ConfigError(f"DRIFTWATCH_LOGLEVEL={level_name!r} is not a log level: use one of {', '.join(_LEVELS)}")
     if level_name:
         level = min(level, logging.getLevelNamesMapping()[level_name])
@@ -101,8 +101,12 @@ def _engine(ctx: click.Context) -> Any:
     return DockerEngine(scope=scope)
 
 
+def _lock_path(ctx: click.Context) -> Path:
+    return _db_path(ctx).with_name(_db_path(ctx).name + ".lock")
+
+
 def _lock(ctx: click.Context, command: str, wait: float | None = None) -> RunLock:
-    lock = RunLock(_db_path(ctx).with_name(_db_path(ctx).name + ".lock"), wait=wait, command=command)
+    lock = RunLock(_lock_path(ctx), wait=wait, command=command)
     ctx.with_resource(lock)
     return lock
 
@@ -154,7 +158,7 @@ share_probes_option = click.option(
          "short probe of their own shell shows the same state (--no-share-probes: every image is probed).")
 
 
-def stderr_columns(stream: Any = None) -> int:
+def stderr_columns() -> int:
     """The width of the terminal the progress line is drawn on: stderr's, not stdout's (stdout is
     often a file: ``scan --format json > out.json``). COLUMNS wins, as in shutil; 100 when unknown."""
     try:
@@ -163,7 +167,7 @@ def stderr_columns(stream: Any = None) -> int:
     except ValueError:
         pass
     try:
-        return os.get_terminal_size((stream or sys.stderr).fileno()).columns or 100
+        return os.get_terminal_size(sys.stderr.fileno()).columns or 100
     except (AttributeError, OSError, ValueError):
         return 100
 
@@ -418,8 +422,8 @@ def check(ctx: click.Context, fmt: str) -> None:
     from .report.json import dump
 
     settings = _settings(ctx)
-    if not _db_path(ctx).exists():  # a gate must not pass because its --db was mistyped
-        raise StoreError(f"no database at {_db_path(ctx)}: nothing was scanned into it (check --db / DRIFTWATCH_DB)")
+    if not (path := _db_path(ctx)).exists():  # a gate must not pass because its --db was mistyped
+        raise StoreError(f"no database at {path}: nothing was scanned into it (check --db / DRIFTWATCH_DB)")
     store = _store(ctx, create=False)
     recorded = store.references()
     references = settings.select(recorded) if settings.images else recorded
@@ -839,21 +843,23 @@ def cleanup(ctx: click.Context, dry_run: bool, all_scopes: bool) -> None:
     # Every scan of this database holds its lock: when the lock is free, no scan of it is running, and
     # what it left (a killed run's probes and lists volumes) goes now, not at its deadline. Another
     # database's (--all) keep their deadlines. A database never used has no lock file: none is made.
-    orphans: set[str] = set()
-    lock_file = _db_path(ctx).with_name(_db_path(ctx).name + ".lock")
-    if lock_file.exists():
+    idle = False
+    if _lock_path(ctx).exists():
         try:
             _lock(ctx, "cleanup")
+            idle = True
         except LockHeld:
             pass
-        else:
-            orphans = {p.id for p in engine.find_probes()} | {v.name for v in engine.find_volumes()}
+
+    def orphaned(scope: str) -> bool:
+        return idle and scope == engine.scope
+
     doomed = []
     for probe in engine.find_probes(all_scopes=all_scopes):
         what = f"{probe.id[:12]} ({safe(probe.reference or '?')}, {probe.state}"
         what += f", created {probe.created.isoformat(timespec='seconds')})" if probe.created else ")"
         live = probe.state in ("running", "restarting") and probe.deadline is not None and now < probe.deadline + grace
-        if live and probe.id not in orphans:
+        if live and not orphaned(probe.scope):
             click.echo(f"kept {what}: a scan may still be using it until {probe.deadline.isoformat()}")
             continue
         doomed.append((probe.id, what))
@@ -861,7 +867,7 @@ def cleanup(ctx: click.Context, dry_run: bool, all_scopes: bool) -> None:
     for volume in engine.find_volumes(all_scopes=all_scopes):
         what = f"volume {volume.name} ({safe(volume.reference or '?')}"
         what += f", created {volume.created.isoformat(timespec='seconds')})" if volume.created else ")"
-        if volume.name not in orphans and volume.deadline is not None and now < volume.deadline + grace:
+        if not orphaned(volume.scope) and volume.deadline is not None and now < volume.deadline + grace:
             click.echo(f"kept {what}: a scan may still be using it until {volume.deadline.isoformat()}")
             continue
         doomed_volumes.append((volume.name, what))

@@ -568,7 +568,7 @@ class DockerEngine:
                 deadline = None
             volumes.append(ProbeVolume(name=v.name, reference=labels.get(REFERENCE_LABEL, ""),
                                        created=parse_engine_time(v.attrs.get("CreatedAt")), deadline=deadline,
-                                       run_id=labels.get(RUN_LABEL, "")))
+                                       run_id=labels.get(RUN_LABEL, ""), scope=labels.get(SCOPE_LABEL, "")))
         return sorted(volumes, key=lambda p: (p.created or datetime.min.replace(tzinfo=timezone.utc), p.name))
 
     def _tmpfs(self) -> dict[str, str]:
@@ -597,6 +597,7 @@ class DockerEngine:
                 id=c.id, reference=labels.get(REFERENCE_LABEL, ""),
                 state=str(c.attrs.get("State", {}).get("Status") or c.status),
                 created=parse_engine_time(c.attrs.get("Created")), deadline=deadline, run_id=labels.get(RUN_LABEL, ""),
+                scope=labels.get(SCOPE_LABEL, ""),
             ))
         return sorted(probes, key=lambda p: (p.created or datetime.min.replace(tzinfo=timezone.utc), p.id))
 

@@ -129,6 +129,7 @@ class ProbeContainer:
     created: datetime | None
     deadline: datetime | None  # when its scan's timeout ran out; None for probes without the label
     run_id: str
+    scope: str = ""  # the database it scanned for (DockerEngine.scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,7 @@ class ProbeVolume:
     created: datetime | None
     deadline: datetime | None  # by when the run that made it must have ended; None without the label
     run_id: str
+    scope: str = ""  # the database it scanned for (DockerEngine.scope)
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,12 +110,9 @@ if [ -f {lists}/{srccache} ] && ln -s {lists}/{srccache} "$S" 2>/dev/null; then
   C="$C -o Dir::Cache::srcpkgcache=$S"
 fi
 """
-_REFRESH = r"""printf '\n%s end\n' "$N"
-rm -rf "$T"
-"""
-# A probe that checks an image has the same apt state as one already scanned (fleet.py): the head
-# only, no apt run, no lists.
-_CONFIRM = r"""printf '\n%s end\n' "$N"
+# The end of a refresh probe, and of a probe that checks an image has the same apt state as one
+# already scanned (fleet.py: the head only, no apt run, no lists).
+_END = r"""printf '\n%s end\n' "$N"
 rm -rf "$T"
 """
 _LIST = r"""step list apt list --upgradable $C
@@ -156,13 +153,13 @@ def build_script(nonce: str, *, shared_lists: bool = False) -> str:
 
 def build_confirm_script(nonce: str) -> str:
     """The head alone: os-release, tools and apt's state, to compare with a scanned image's (fleet.py)."""
-    return (_HEAD + _CONFIRM).format(nonce=nonce)
+    return (_HEAD + _END).format(nonce=nonce)
 
 
 def build_refresh_script(nonce: str) -> str:
     """A group's one refresh: the scan's own head and ``apt-get update``, which also writes apt's source
     cache into the lists."""
-    return (_HEAD + _UPDATE + _REFRESH).format(
+    return (_HEAD + _UPDATE + _END).format(
         nonce=nonce, srccache_option=f" -o Dir::Cache::srcpkgcache={LISTS_DIR}/{SRCPKGCACHE}")
 
 
