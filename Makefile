@@ -22,6 +22,7 @@ images: engine
 	scripts/base-images.sh
 
 demo: install images image
+	mkdir -p "$(dir $(DRIFTWATCH_DB))"
 	$(BIN)/driftwatch lint Dockerfile
 	$(BIN)/driftwatch scan driftwatch/debian:12 driftwatch/ubuntu:24.04 driftwatch:latest; \
 	  rc=$$?; echo; $(BIN)/driftwatch report; echo "(scan exit code $$rc; database $$DRIFTWATCH_DB)"

@@ -90,7 +90,14 @@ def _store(ctx: click.Context, *, create: bool = True) -> Store:
 
 
 def _db_path(ctx: click.Context) -> Path:
-    return Path(ctx.obj["db"] or default_path())
+    """The database's path, for every command that uses it. Only the default location's directory is
+    created (by the store and the lock): a mistyped --db must not make directories anywhere."""
+    db = ctx.obj["db"]
+    if db is None:
+        return default_path()
+    if not db.parent.is_dir():
+        raise StoreError(f"no directory {db.parent} for the database {db}: create it, or check --db / DRIFTWATCH_DB")
+    return Path(db)
 
 
 def _engine(ctx: click.Context) -> Any:
@@ -244,9 +251,6 @@ def main(ctx: click.Context, db: Path | None, config_path: Path | None, verbose:
     ctx.ensure_object(dict)
     ctx.meta["driftwatch.debug"] = debug
     _setup_logging(verbose)
-    if db is not None and not db.parent.is_dir():
-        # Only the default location is created: a mistyped --db must not make directories anywhere.
-        raise StoreError(f"no directory {db.parent} for the database {db}: create it, or check --db / DRIFTWATCH_DB")
     ctx.obj["db"] = db
     try:
         ctx.obj["settings"] = load(config_path)

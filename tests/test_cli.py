@@ -261,6 +261,9 @@ def test_an_explicit_db_in_a_missing_directory_is_refused_and_creates_nothing(tm
         assert result.exit_code == 4, (args, result.output)
         assert result.output == (f"Error: no directory {typo.parent} for the database {typo}: create it, "
                                  "or check --db / DRIFTWATCH_DB\n")
+    # A command that never opens the database is not stopped by it (make demo lints first).
+    lint = run("--db", str(typo), "lint", str(ROOT / "Dockerfile"))
+    assert lint.exit_code == 0 and lint.output == f"{ROOT / 'Dockerfile'}: no findings\n"
     assert list(tmp_path.iterdir()) == []
 
 
